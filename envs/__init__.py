@@ -1,0 +1,18 @@
+"""Environment construction for pbrl: one function, ``make_env``, builds the env for an id.
+
+Every wrapper that pbrl applies is listed, in order, in ``make_env``. The no-leak rule of the paper lives here:
+episodes have a fixed length, so that neither the agent nor the reward model can read the reward off when an
+episode ends. The loop, the evaluation and the UI all build their envs through this module.
+"""
+
+from pbrl.envs.make import EnvSpecError, describe_true_reward, make_env, validate_env_id
+from pbrl.envs.wrappers import FrozenTerminalState, RecordSimulatorState
+
+__all__ = [
+    "EnvSpecError",
+    "FrozenTerminalState",
+    "RecordSimulatorState",
+    "describe_true_reward",
+    "make_env",
+    "validate_env_id",
+]

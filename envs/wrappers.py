@@ -1,0 +1,89 @@
+"""Gymnasium wrappers that keep episode ends from leaking the reward and record simulator state.
+
+``FrozenTerminalState`` turns termination into a frozen state that runs to the time limit; ``RecordSimulatorState``
+puts the MuJoCo state (qpos, qvel) into ``info`` so that clips of a segment can be re-rendered later.
+"""
+
+from __future__ import annotations
+
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+
+STATE_KEY = "pbrl_state"
+TRUE_REWARD_KEY = "true_reward"
+
+
+class FrozenTerminalState(gym.Wrapper):
+    """Replace termination by a frozen terminal state that lasts until the time limit.
+
+    After the wrapped env terminates, every further step returns the terminal observation and
+    ``terminal_reward`` (0 by default: a penalty relative to staying alive in envs that pay for it), so all
+    episodes have the length of the time limit and the episode end says nothing about the reward.
+    """
+
+    def __init__(self, env: gym.Env, terminal_reward: float = 0.0):
+        super().__init__(env)
+        if env.spec is None or env.spec.max_episode_steps is None:
+            raise ValueError(
+                f"FrozenTerminalState needs a time limit on {env}; register the env with max_episode_steps"
+            )
+        self.terminal_reward = float(terminal_reward)
+        self.max_episode_steps = int(env.spec.max_episode_steps)
+        self._elapsed = 0
+        self._frozen_obs: Any = None
+        self._frozen_info: dict[str, Any] = {}
+
+    def reset(self, **kwargs):
+        self._frozen_obs = None
+        self._elapsed = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        self._elapsed += 1
+        if self._frozen_obs is not None:
+            # the inner TimeLimit no longer sees steps, so the time limit is kept here
+            truncated = self._elapsed >= self.max_episode_steps
+            return self._frozen_obs, self.terminal_reward, False, truncated, dict(self._frozen_info, frozen=True)
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated:
+            self._frozen_obs, self._frozen_info = obs, dict(info)
+            terminated = False
+        return obs, reward, terminated, truncated, info
+
+
+class RecordSimulatorState(gym.Wrapper):
+    """Add the MuJoCo state ``concat(qpos, qvel)`` before the next step to ``info[STATE_KEY]``.
+
+    The state is the one the returned observation was taken in, so a segment's states line up with its
+    observations and a clip can be rendered by setting each state in turn.
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        if not hasattr(env.unwrapped, "data"):
+            raise ValueError(f"RecordSimulatorState needs a MuJoCo env, got {env.unwrapped}")
+
+    def _state(self) -> np.ndarray:
+        data = self.env.unwrapped.data  # type: ignore[attr-defined]
+        return np.concatenate([data.qpos, data.qvel]).astype(np.float32)
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        info[STATE_KEY] = self._state()
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info[STATE_KEY] = self._state()
+        return obs, reward, terminated, truncated, info
+
+
+class TrueRewardInInfo(gym.Wrapper):
+    """Copy the env's reward into ``info[TRUE_REWARD_KEY]`` so it stays visible whatever PPO is paid."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info[TRUE_REWARD_KEY] = float(reward)
+        return obs, reward, terminated, truncated, info

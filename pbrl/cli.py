@@ -1,0 +1,161 @@
+"""The ``pbrl`` command: train, resume, evaluate and inspect runs.
+
+Every ``TrainConfig`` field is a ``pbrl train`` flag, with its field doc as the help. Errors a user can make
+(unknown env, bad numbers, a run dir in the wrong state) end in one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pbrl.config import ConfigError, TrainConfig
+from pbrl.run_dir import RunDir, RunDirError
+
+
+class UsageError(Exception):
+    """A mistake on the command line, reported as one line."""
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    for f in dataclasses.fields(TrainConfig):
+        if not f.metadata.get("cli", True) or f.name == "run_dir":
+            continue
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+        default = f.default
+        shown = "inf" if isinstance(default, float) and math.isinf(default) else default
+        parser.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS, metavar=f.name.upper(),
+                            choices=f.metadata.get("choices"), help=f"{f.metadata['help']} (default: {shown})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pbrl", description="Preference-based RL (Christiano et al. 2017): teach an agent by comparing clips.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train an agent from preferences (or on the true reward)",
+                           description="Train PPO on a reward learned from comparisons, or on the true reward.")
+    train.add_argument("--run-dir", required=True, help="directory of the run (created; must be new unless --resume)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and CI)")
+    _add_config_flags(train)
+
+    ev = sub.add_parser("eval", help="true return of a run's saved policy",
+                        description="Evaluate the saved policy of a run on the env's true reward.")
+    ev.add_argument("--run-dir", required=True, help="directory of the run")
+    ev.add_argument("--episodes", type=int, default=10, help="episodes to evaluate (default: 10)")
+    ev.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic policy")
+
+    st = sub.add_parser("status", help="one JSON object describing a run",
+                        description="Print timesteps, labels, pending queries and reward-model accuracy as JSON.")
+    st.add_argument("--run-dir", required=True, help="directory of the run")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pbrl.envs import EnvSpecError, make_env
+    from pbrl.loop import PreferenceRun
+
+    run = RunDir(args.run_dir)
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if hasattr(args, f.name) and f.name != "run_dir"}
+    if args.resume:
+        run.check_existing()
+        cfg = TrainConfig.load(run.config)
+        if given:
+            print(f"pbrl: resuming with the run's saved config; ignoring {', '.join(sorted(given))}", file=sys.stderr)
+    else:
+        cfg = TrainConfig(run_dir=args.run_dir, **given)
+        cfg.validate()
+        try:
+            make_env(cfg.env_id).close()  # unknown ids and unsupported spaces fail here, before anything is written
+        except EnvSpecError as exc:
+            raise UsageError(str(exc)) from None
+        cfg.resolve()
+        run.check_new()
+        run.path.mkdir(parents=True, exist_ok=True)
+        cfg.save(run.config)
+    session = PreferenceRun(cfg, run, resume=args.resume)
+    try:
+        metrics = session.run(progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\npbrl: stopped; continue from the last checkpoint with: pbrl train --resume --run-dir {run.path}",
+              file=sys.stderr)
+        return 130
+    finally:
+        session.close()
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from pbrl.evaluation import true_returns
+    from pbrl.rollout import RelabelingPPO
+
+    run = RunDir(args.run_dir)
+    run.check_existing()
+    if args.episodes <= 0:
+        raise UsageError(f"--episodes must be a positive number, got {args.episodes}")
+    cfg = TrainConfig.load(run.config)
+    model = RelabelingPPO.load(str(run.policy), device="cpu")
+    import pickle
+
+    with open(run.vecnormalize, "rb") as fh:
+        obs_rms = pickle.load(fh).obs_rms if cfg.ppo.get("normalize", True) else None
+    del VecNormalize
+    rets = true_returns(model, cfg.env_id, args.episodes, cfg.seed + 20_000, obs_rms, deterministic=not args.stochastic)
+    print(json.dumps({"env_id": cfg.env_id, "reward": cfg.reward, "n_eval_episodes": len(rets),
+                      "eval_true_return_mean": float(np.mean(rets)), "eval_true_return_std": float(np.std(rets)),
+                      "returns": [round(float(r), 3) for r in rets]}, indent=2))
+    return 0
+
+
+def run_status(run: RunDir) -> dict[str, Any]:
+    from pbrl.store import PreferenceStore
+
+    run.check_existing()
+    cfg = TrainConfig.load(run.config)
+    state = run.read_json(run.state)
+    with PreferenceStore(run.store) as store:
+        counts = store.counts()
+    out: dict[str, Any] = {
+        "run_dir": str(run.path), "env_id": cfg.env_id, "reward": cfg.reward, "labeler": cfg.labeler,
+        "timesteps": state["num_timesteps"], "total_timesteps": cfg.total_timesteps, "round": state["round"],
+        "n_labels": counts.n_labels, "n_pending": counts.n_pending, "n_incomparable": counts.n_incomparable,
+        "label_budget": cfg.n_labels,
+        "reward_model_val_accuracy": state.get("last_fit", {}).get("val_accuracy"),
+        "wall_time_s": state["wall_time_s"], "finished": run.metrics.exists(),
+    }
+    if run.metrics.exists():
+        out["eval_true_return_mean"] = run.read_json(run.metrics).get("eval_true_return_mean")
+    return out
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    print(json.dumps(run_status(RunDir(args.run_dir)), indent=2))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "status": cmd_status}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, RunDirError, UsageError) as exc:
+        print(f"pbrl: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

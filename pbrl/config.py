@@ -1,0 +1,147 @@
+"""The configuration of a training run: one typed dataclass whose field docs become the CLI's ``--help``.
+
+A run directory stores the resolved config (every default filled in, PPO settings included) as ``config.json``;
+``validate`` turns bad values into one clear ``ConfigError`` line with the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pbrl.queries import SELECTIONS
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work, with what to do instead."""
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help, **kw})
+
+
+REWARDS = ("learned", "true")
+LABELERS = ("synthetic",)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; saved as config.json in the run directory."""
+
+    env_id: str = _f("Hopper-v5", "Gymnasium env id (state observations; MuJoCo v5 envs have tuned defaults)", flag="--env")
+    reward: str = _f("learned", "what PPO optimises: 'learned' (from preferences) or 'true' (the env's reward)",
+                     choices=REWARDS)
+    labeler: str = _f("synthetic", "who answers queries: 'synthetic' (oracle on true segment returns)", choices=LABELERS)
+    n_labels: int = _f(700, "label budget: total comparisons asked for over the run")
+    total_timesteps: int = _f(1_000_000, "PPO agent steps")
+    seed: int = _f(0, "seed for the env, PPO, the reward ensemble and query sampling")
+    run_dir: str = _f("runs/default", "where the run's config, labels, checkpoints, logs and metrics live")
+
+    # segments and queries
+    segment_length: int = _f(50, "agent steps per segment (the paper's 15-60 MuJoCo steps; a knob, not seconds)")
+    segment_buffer_size: int = _f(1000, "recent segments kept as query candidates")
+    query_selection: str = _f("disagreement", "how pairs are picked from the candidates", choices=SELECTIONS)
+    oversample: int = _f(10, "candidate pairs drawn per query asked (the paper's 10x)")
+    initial_label_fraction: float = _f(0.25, "share of the budget asked from the untrained policy before RL")
+    label_rate_constant: float = _f(2e6, "label rate after T steps is proportional to c / (T + c); this is c")
+    label_interval: int = _f(10_000, "agent steps between labelling rounds (rounded up to whole rollouts)")
+    max_labels_used: int = _f(0, "FIFO cap: fit on only the most recent N labels (0 = all)")
+
+    # reward ensemble
+    n_members: int = _f(3, "reward nets in the ensemble")
+    reward_hidden: int = _f(64, "units per hidden layer of each reward net (2 layers, leaky ReLU)")
+    reward_lr: float = _f(3e-4, "Adam learning rate of the reward nets")
+    reward_batch_size: int = _f(64, "comparisons per reward-model minibatch")
+    pretrain_epochs: int = _f(200, "epochs fitted on the initial labels before RL starts")
+    fit_epochs: int = _f(5, "epochs fitted after each labelling round")
+    l2_init: float = _f(1e-3, "initial L2 coefficient (then adapted to keep val loss 1.1-1.5x train loss)")
+
+    # synthetic teacher (B-Pref irrational teachers; defaults are the perfect oracle)
+    teacher_beta: float = _f(math.inf, "Boltzmann rationality of the synthetic teacher (inf = perfect)")
+    teacher_gamma: float = _f(1.0, "myopia: weight gamma**(T-1-t) on step t of a segment")
+    teacher_eps_mistake: float = _f(0.0, "probability the teacher flips a decided label")
+    teacher_eps_skip: float = _f(0.0, "skip pairs where both returns are below this share of a typical segment's")
+    teacher_eps_equal: float = _f(0.0, "answer 'equal' when returns differ by less than this share")
+
+    # PPO
+    n_envs: int = _f(0, "parallel env copies (0 = the RL Zoo default for the env)")
+    ppo: dict[str, Any] = _f(None, "PPO settings; filled from the RL Zoo defaults for the env", cli=False)
+    eval_episodes: int = _f(10, "episodes of the deterministic policy evaluated at the end of the run")
+    torch_threads: int = _f(1, "torch CPU threads (1 is fastest for these small nets on 2 cores)")
+
+    @property
+    def learned(self) -> bool:
+        return self.reward == "learned"
+
+    @property
+    def rollout_size(self) -> int:
+        return int(self.ppo["n_steps"]) * self.n_envs
+
+    @property
+    def round_steps(self) -> int:
+        """Agent steps per labelling round: ``label_interval`` rounded up to whole rollouts."""
+        return max(1, math.ceil(self.label_interval / self.rollout_size)) * self.rollout_size
+
+    def resolve(self) -> TrainConfig:
+        """Fill the env-dependent defaults (PPO settings, n_envs); returns self."""
+        from pbrl.ppo_defaults import ppo_defaults
+
+        if self.ppo is None:
+            self.ppo = ppo_defaults(self.env_id)
+        if self.n_envs <= 0:
+            self.n_envs = int(self.ppo["n_envs"])
+        self.ppo["n_envs"] = self.n_envs
+        return self
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` on the first value that cannot work."""
+        positive = ["n_labels", "total_timesteps", "segment_length", "oversample", "n_members", "reward_hidden",
+                    "reward_batch_size", "eval_episodes", "label_interval", "torch_threads"]
+        for name in positive:
+            value = getattr(self, name)
+            if value <= 0:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag} must be a positive number, got {value}")
+        for name in ("pretrain_epochs", "fit_epochs", "max_labels_used", "n_envs"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.segment_buffer_size < 2:
+            raise ConfigError(f"--segment-buffer-size must be >= 2, got {self.segment_buffer_size}")
+        if not 0.0 <= self.initial_label_fraction <= 1.0:
+            raise ConfigError(f"--initial-label-fraction must be in [0, 1], got {self.initial_label_fraction}")
+        if self.reward not in REWARDS:
+            raise ConfigError(f"--reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
+        if self.labeler not in LABELERS:
+            raise ConfigError(f"--labeler must be one of {', '.join(LABELERS)}, got {self.labeler!r}")
+        if self.query_selection not in SELECTIONS:
+            raise ConfigError(f"--query-selection must be one of {', '.join(SELECTIONS)}, got {self.query_selection!r}")
+        try:
+            self.teacher()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def teacher(self):
+        from pbrl.labelers import TeacherConfig
+
+        return TeacherConfig(beta=self.teacher_beta, gamma=self.teacher_gamma, eps_mistake=self.teacher_eps_mistake,
+                             eps_skip=self.teacher_eps_skip, eps_equal=self.teacher_eps_equal)
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        data["teacher_beta"] = None if math.isinf(self.teacher_beta) else self.teacher_beta
+        return json.dumps(data, indent=2, sort_keys=True)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+    @staticmethod
+    def load(path: str | Path) -> TrainConfig:
+        data = json.loads(Path(path).read_text())
+        if data.get("teacher_beta") is None:
+            data["teacher_beta"] = math.inf
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        return TrainConfig(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,65 @@
+"""True-return evaluation of a policy, a random policy, and the reward model against the true reward."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+from pbrl.envs import make_env
+from pbrl.reward_model import RewardEnsemble
+from pbrl.segments import Segment, stack
+
+
+def eval_venv(env_id: str, seed: int, obs_rms: RunningMeanStd | None) -> VecNormalize:
+    """One env copy with the training run's observation statistics, frozen."""
+    venv = VecNormalize(DummyVecEnv([lambda: Monitor(make_env(env_id, seed=seed))]), training=False,
+                        norm_obs=obs_rms is not None, norm_reward=False)
+    if obs_rms is not None:
+        venv.obs_rms = obs_rms
+    return venv
+
+
+def true_returns(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int,
+                 obs_rms: RunningMeanStd | None, deterministic: bool = True) -> np.ndarray:
+    """True (oracle) returns of ``n_episodes`` of ``model``'s policy.  # (n_episodes,)"""
+    venv = eval_venv(env_id, seed, obs_rms)
+    try:
+        rets, _ = evaluate_policy(model, venv, n_eval_episodes=n_episodes, deterministic=deterministic,
+                                  return_episode_rewards=True)
+    finally:
+        venv.close()
+    return np.asarray(rets, dtype=np.float64)
+
+
+def random_returns(env_id: str, n_episodes: int, seed: int) -> np.ndarray:
+    """True returns of a uniformly random policy.  # (n_episodes,)"""
+    env = make_env(env_id, seed=seed)
+    rets = []
+    for _ in range(n_episodes):
+        env.reset()
+        total, done = 0.0, False
+        while not done:
+            _, r, term, trunc, _ = env.step(env.action_space.sample())
+            total += float(r)
+            done = term or trunc
+        rets.append(total)
+    env.close()
+    return np.asarray(rets)
+
+
+def learned_true_corr(model: RewardEnsemble, segments: Sequence[Segment]) -> float:
+    """Pearson correlation of learned and true segment returns over ``segments`` (NaN if undefined)."""
+    if len(segments) < 3:
+        return float("nan")
+    obs, acts = stack(segments)
+    learned = model.segment_returns(obs, acts).mean(axis=0)  # (B,)
+    true = np.array([s.true_return for s in segments])
+    if learned.std() == 0 or true.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(learned, true)[0, 1])

@@ -1,0 +1,303 @@
+"""The preference loop: collect, ask, label, fit, relabel, update, in that order, on one screen (``run``).
+
+``PreferenceRun`` owns the pieces of one run (vector env, PPO, reward ensemble, store, labeler, segment buffer)
+and the stages the loop calls; each stage is small and works on arrays. A run checkpoints at the end of every
+labelling round, so ``resume`` continues from the last completed round; labels are in the store the moment they
+are given, whatever happens after.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+from tqdm import tqdm
+
+from pbrl.config import TrainConfig
+from pbrl.envs import make_env
+from pbrl.envs.make import obs_action_dims
+from pbrl.evaluation import learned_true_corr, true_returns
+from pbrl.labelers import Labeler, SyntheticOracle
+from pbrl.ppo_defaults import policy_kwargs_for_sb3
+from pbrl.queries import LabelSchedule, select_queries
+from pbrl.reward_model import RewardEnsemble, RewardModelConfig
+from pbrl.rollout import RelabelingPPO, ReturnNormalizer, RolloutRecorder
+from pbrl.run_dir import RunDir, write_json_atomic
+from pbrl.segments import RolloutRecord, SegmentBuffer, SegmentPair, cut_segments, stack
+from pbrl.store import PreferenceStore
+from pbrl.trainer import FitStats, PreferenceDataset, RewardTrainer, TrainerConfig
+
+VAL_FRACTION = 1.0 / math.e  # the paper's held-out share of labels
+
+
+@dataclass
+class LoopState:
+    """Where the loop stands; saved as loop_state.json at every checkpoint."""
+
+    round: int = 0
+    pretrained: bool = False
+    n_pretrain_env_steps: int = 0
+    num_timesteps: int = 0
+    wall_time_s: float = 0.0
+    fit_time_s: float = 0.0
+    ppo_time_s: float = 0.0
+    return_normalizer: dict[str, Any] = field(default_factory=dict)
+    rng: dict[str, Any] = field(default_factory=dict)
+    last_fit: dict[str, float] = field(default_factory=dict)
+
+
+class _Progress(BaseCallback):
+    """Moves the progress bar after every rollout."""
+
+    def __init__(self, bar: tqdm):
+        super().__init__()
+        self.bar = bar
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.bar.update(self.model.num_timesteps - self.bar.n)
+
+
+class PreferenceRun:
+    """The pieces of one run and the loop's stages."""
+
+    def __init__(self, cfg: TrainConfig, run: RunDir, resume: bool, labeler: Labeler | None = None):
+        self.cfg, self.run_dir = cfg, run
+        torch.set_num_threads(cfg.torch_threads)
+        torch.manual_seed(cfg.seed)
+        self.state = LoopState(**run.read_json(run.state)) if resume else LoopState()
+        self.rng = np.random.default_rng(cfg.seed)
+        if self.state.rng:
+            self.rng.bit_generator.state = self.state.rng
+        self.schedule = LabelSchedule(cfg.n_labels, cfg.total_timesteps, cfg.initial_label_fraction,
+                                      cfg.label_rate_constant)
+        self.n_initial_steps = math.ceil(2.4 * self.schedule.n_initial * cfg.segment_length / cfg.n_envs)
+        capacity = max(cfg.ppo["n_steps"], self.n_initial_steps if cfg.learned else 0)
+
+        # -- env: Monitor(make_env) x n_envs -> DummyVecEnv -> RolloutRecorder (raw steps) -> VecNormalize (obs)
+        fns = [lambda i=i: Monitor(make_env(cfg.env_id, seed=cfg.seed + i)) for i in range(cfg.n_envs)]
+        self.recorder = RolloutRecorder(DummyVecEnv(fns), capacity)
+        if resume:
+            self.venv = VecNormalize.load(str(run.vecnormalize), self.recorder)
+        else:
+            self.venv = VecNormalize(self.recorder, norm_obs=bool(cfg.ppo["normalize"]), norm_reward=False,
+                                     gamma=cfg.ppo["gamma"])
+        self.ppo = self._build_ppo(resume)
+        self.ppo.recorder = self.recorder
+        self.ppo.return_normalizer = ReturnNormalizer(cfg.n_envs, cfg.ppo["gamma"])
+        if self.state.return_normalizer:
+            self.ppo.return_normalizer.load_state_dict(self.state.return_normalizer)
+        self.ppo.set_logger(configure(str(run.tb), ["tensorboard"]))
+
+        self.buffer = SegmentBuffer(cfg.segment_buffer_size)
+        self.ppo.on_rollout = self._on_rollout
+        self.store = PreferenceStore(run.store)
+        self.labeler = labeler or SyntheticOracle(cfg.teacher(), np.random.default_rng(cfg.seed + 1))
+        self.ensemble: RewardEnsemble | None = None
+        self.trainer: RewardTrainer | None = None
+        if cfg.learned:
+            self._build_reward_model(resume)
+            self.ppo.reward_fn = self._learned_reward
+        self.episode_length = int(self.venv.get_attr("spec")[0].max_episode_steps or 1000)
+
+    # -- construction ------------------------------------------------------------------------------------
+
+    def _build_ppo(self, resume: bool) -> RelabelingPPO:
+        if resume:
+            return RelabelingPPO.load(str(self.run_dir.policy), env=self.venv, device="cpu")
+        p = self.cfg.ppo
+        return RelabelingPPO(
+            "MlpPolicy", self.venv, n_steps=p["n_steps"], batch_size=p["batch_size"], n_epochs=p["n_epochs"],
+            gamma=p["gamma"], gae_lambda=p["gae_lambda"], learning_rate=p["learning_rate"], ent_coef=p["ent_coef"],
+            clip_range=p["clip_range"], max_grad_norm=p["max_grad_norm"], vf_coef=p["vf_coef"],
+            policy_kwargs=policy_kwargs_for_sb3(p["policy_kwargs"]), seed=self.cfg.seed, device="cpu", verbose=0,
+        )
+
+    def _build_reward_model(self, resume: bool) -> None:
+        cfg = self.cfg
+        if resume and self.run_dir.reward_model.exists():
+            self.ensemble, extra = RewardEnsemble.load(self.run_dir.reward_model)
+        else:
+            obs_dim, act_dim = obs_action_dims(self.venv.observation_space, self.venv.action_space)
+            self.ensemble, extra = RewardEnsemble(RewardModelConfig(
+                obs_dim=obs_dim, act_dim=act_dim, n_members=cfg.n_members, hidden=cfg.reward_hidden)), {}
+        self.ensemble.eval()
+        self.trainer = RewardTrainer(self.ensemble, TrainerConfig(lr=cfg.reward_lr, batch_size=cfg.reward_batch_size,
+                                                                  l2_init=cfg.l2_init), self.rng)
+        if "optimizer" in extra:
+            self.trainer.optimizer.load_state_dict(extra["optimizer"])
+            self.trainer.l2 = extra["l2"]
+
+    def _learned_reward(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
+        assert self.ensemble is not None
+        return self.ensemble.mean_reward(obs, acts)  # (T, n_envs)
+
+    def _on_rollout(self, rec: RolloutRecord) -> None:
+        if self.cfg.learned:
+            self.buffer.extend(cut_segments(rec, self.cfg.segment_length, self.rng))
+
+    # -- stages ------------------------------------------------------------------------------------------
+
+    def collect_initial_segments(self) -> None:
+        """Run the untrained policy (not counted as PPO steps) to fill the buffer for the first queries."""
+        obs = self.venv.reset()
+        for _ in range(self.n_initial_steps):
+            actions, _ = self.ppo.predict(obs, deterministic=False)
+            obs, _, _, _ = self.venv.step(actions)
+        self.buffer.extend(cut_segments(self.recorder.take(self.n_initial_steps, 0), self.cfg.segment_length,
+                                        self.rng))
+        self.state.n_pretrain_env_steps = self.n_initial_steps * self.cfg.n_envs
+        self.ppo._last_obs = None  # PPO starts from a fresh reset
+
+    def ask(self, n_queries: int) -> list[int]:
+        """Choose ``n_queries`` pairs from the buffer and store them as pending comparisons."""
+        assert self.ensemble is not None
+        if n_queries <= 0 or len(self.buffer) < 2:
+            return []
+        segments = self.buffer.segments()
+        obs, acts = stack(segments)
+        with torch.no_grad():
+            member_returns = self.ensemble.raw(obs, acts).sum(-1).numpy()  # (n_members, n_segments)
+        candidates = self.buffer.sample_pairs(n_queries * self.cfg.oversample, self.rng)
+        chosen = select_queries(member_returns, candidates, n_queries, self.cfg.query_selection, self.rng)
+        splits = np.where(self.rng.random(len(chosen)) < VAL_FRACTION, "val", "train").tolist()
+        pairs = [(segments[i], segments[j]) for i, j in chosen]
+        return self.store.add_queries(pairs, splits, self.state.round, self.ppo.num_timesteps)
+
+    def label_pending(self) -> None:
+        """Have the (synchronous) labeler answer every pending comparison; answers are stored one by one."""
+        pending = self.store.comparisons("pending")
+        if not pending:
+            return
+        if isinstance(self.labeler, SyntheticOracle):
+            recent = self.recorder.drain_finished_returns() or [0.0]
+            self.labeler.set_round(float(np.mean(recent)), self.cfg.segment_length, self.episode_length)
+        pairs = [SegmentPair(self.store.segment(c.first_id), self.store.segment(c.second_id)) for c in pending]
+        self.store.answer_many([c.id for c in pending], self.labeler(pairs), self.labeler.name)
+
+    def dataset(self) -> PreferenceDataset | None:
+        comps, pairs = self.store.labelled(self.cfg.max_labels_used or None)
+        if not comps:
+            return None
+        obs = np.stack([np.stack([a.obs, b.obs]) for a, b in pairs])  # (N, 2, T, *obs_shape)
+        acts = np.stack([np.stack([a.acts, b.acts]) for a, b in pairs])  # (N, 2, T, act_dim)
+        return PreferenceDataset(obs, acts, np.array([c.label for c in comps], dtype=np.float32),
+                                 np.array([c.split == "val" for c in comps]))
+
+    def fit(self, n_epochs: int) -> FitStats | None:
+        """Refit the ensemble on all labels, then renormalise each member over the recent segments."""
+        assert self.ensemble is not None and self.trainer is not None
+        data = self.dataset()
+        if data is None or n_epochs == 0:
+            return None
+        t0 = time.perf_counter()
+        self.ensemble.fit_input_stats(data.obs.reshape(-1, *data.obs.shape[3:]), data.acts.reshape(-1, data.acts.shape[-1]))
+        stats = self.trainer.fit(data, n_epochs)
+        obs, acts = stack(self.buffer.segments())
+        self.ensemble.fit_output_stats(obs.reshape(-1, *obs.shape[2:]), acts.reshape(-1, acts.shape[-1]))
+        self.state.fit_time_s += time.perf_counter() - t0
+        self.state.last_fit = {"train_loss": stats.train_loss, "val_loss": stats.val_loss,
+                               "val_accuracy": stats.val_accuracy, "l2": stats.l2}
+        return stats
+
+    def held_out_corr(self) -> float:
+        """Learned vs true return over recent segments that no comparison used."""
+        assert self.ensemble is not None
+        return learned_true_corr(self.ensemble, [s for s in self.buffer.segments() if s.id is None])
+
+    def log_round(self) -> None:
+        log = self.ppo.logger
+        counts = self.store.counts()
+        log.record("preferences/n_labels", counts.n_labels)
+        log.record("preferences/n_pending", counts.n_pending)
+        log.record("preferences/n_incomparable", counts.n_incomparable)
+        for key, value in self.state.last_fit.items():
+            log.record(f"reward_model/{key}", value)
+        if self.ensemble is not None:
+            log.record("reward_model/learned_true_return_corr", self.held_out_corr())
+        if len(self.ppo.ep_info_buffer):
+            log.record("rollout/ep_true_return", float(np.mean([e["r"] for e in self.ppo.ep_info_buffer])))
+        log.dump(self.ppo.num_timesteps)
+
+    def checkpoint(self) -> None:
+        """Save PPO, its observation statistics, the ensemble and the loop state (the state file goes last)."""
+        run = self.run_dir
+        self.ppo.save(str(run.policy))
+        self.venv.save(str(run.vecnormalize))
+        if self.ensemble is not None and self.trainer is not None:
+            self.ensemble.save(run.reward_model, {"optimizer": self.trainer.optimizer.state_dict(), "l2": self.trainer.l2})
+        self.state.num_timesteps = self.ppo.num_timesteps
+        self.state.return_normalizer = self.ppo.return_normalizer.state_dict()  # type: ignore[union-attr]
+        self.state.rng = self.rng.bit_generator.state
+        write_json_atomic(run.state, self.state.__dict__)
+
+    # -- the loop ----------------------------------------------------------------------------------------
+
+    def run(self, progress: bool = True) -> dict[str, Any]:
+        cfg, state = self.cfg, self.state
+        start = time.perf_counter() - state.wall_time_s
+        bar = tqdm(total=cfg.total_timesteps, initial=self.ppo.num_timesteps, unit="step", disable=not progress,
+                   dynamic_ncols=True, desc=f"{cfg.env_id} {cfg.reward}")
+        # ---- 1. labels on the untrained policy, then pretrain the reward model
+        if cfg.learned and not state.pretrained:
+            self.collect_initial_segments()
+            self.label_pending()  # answers anything a stopped run left pending
+            self.ask(self.schedule.n_initial - self.store.counts().n_asked)
+            self.label_pending()
+            self.fit(cfg.pretrain_epochs)
+            state.pretrained = True
+            self.checkpoint()
+        # ---- 2. rounds: PPO on the current reward, then ask, label and refit
+        while self.ppo.num_timesteps < cfg.total_timesteps:
+            t0 = time.perf_counter()
+            chunk = min(cfg.round_steps, cfg.total_timesteps - self.ppo.num_timesteps)
+            self.ppo.learn(chunk, callback=_Progress(bar), reset_num_timesteps=False)
+            state.ppo_time_s += time.perf_counter() - t0
+            state.round += 1
+            if cfg.learned:
+                self.ask(self.schedule.due(self.ppo.num_timesteps) - self.store.counts().n_asked)
+                self.label_pending()
+                self.fit(cfg.fit_epochs)
+                acc = state.last_fit.get("val_accuracy", float("nan"))
+                bar.set_postfix_str(f"labels {self.store.counts().n_labels}/{cfg.n_labels} val_acc {acc:.2f}")
+            self.log_round()
+            state.wall_time_s = time.perf_counter() - start
+            self.checkpoint()
+        bar.close()
+        return self.finish()
+
+    def finish(self) -> dict[str, Any]:
+        """Evaluate the final policy on the true reward and write metrics.json."""
+        cfg, state = self.cfg, self.state
+        rets = true_returns(self.ppo, cfg.env_id, cfg.eval_episodes, cfg.seed + 10_000, self.venv.obs_rms)
+        counts = self.store.counts()
+        metrics = {
+            "env_id": cfg.env_id, "reward": cfg.reward, "labeler": cfg.labeler if cfg.learned else None,
+            "n_labels": counts.n_labels, "n_incomparable": counts.n_incomparable,
+            "total_timesteps": self.ppo.num_timesteps, "seed": cfg.seed,
+            "eval_true_return_mean": float(rets.mean()), "eval_true_return_std": float(rets.std()),
+            "n_eval_episodes": len(rets),
+            "reward_model_val_accuracy": state.last_fit.get("val_accuracy") if cfg.learned else None,
+            "learned_true_return_corr": self.held_out_corr() if cfg.learned else None,
+            "wall_time_s": state.wall_time_s, "env_steps_per_s": self.ppo.num_timesteps / max(state.wall_time_s, 1e-9),
+            "ppo_time_s": state.ppo_time_s, "reward_fit_time_s": state.fit_time_s,
+            "reward_fit_share": state.fit_time_s / max(state.wall_time_s, 1e-9),
+            "n_pretrain_env_steps": state.n_pretrain_env_steps,
+        }
+        metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
+        write_json_atomic(self.run_dir.metrics, metrics)
+        return metrics
+
+    def close(self) -> None:
+        self.store.close()
+        self.venv.close()

@@ -1,0 +1,177 @@
+"""Getting the learned reward to PPO in one batched pass per rollout.
+
+``RolloutRecorder`` sits directly on the DummyVecEnv (below observation normalisation) and records the raw
+observations, actions, true rewards and simulator states of every step. ``RelabelingPPO`` is SB3's PPO with one
+change: when a rollout is complete it replaces the env's reward in the rollout buffer by ``reward_fn(obs, acts)``
+(the ensemble, evaluated on the whole rollout at once), keeps SB3's timeout bootstrap term, applies the same
+return-based reward scaling in both modes, and recomputes returns and advantages. With ``reward_fn=None`` it trains
+on the true reward through exactly the same path, which makes the two runs comparable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3 import PPO
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.utils import obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from pbrl.envs.wrappers import STATE_KEY
+from pbrl.segments import RolloutRecord
+
+RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]  # obs (T, n_envs, ...), acts (T, n_envs, A) -> (T, n_envs)
+
+
+def encode_actions(actions: np.ndarray, space: gym.Space) -> np.ndarray:
+    """A batch of N actions as the reward model sees them: floats, one-hot for Discrete.  # (N, act_dim)"""
+    actions = np.asarray(actions)
+    if isinstance(space, gym.spaces.Discrete):
+        return np.eye(int(space.n), dtype=np.float32)[actions.reshape(-1).astype(np.int64)]
+    return actions.reshape(len(actions), -1).astype(np.float32)
+
+
+class RolloutRecorder(VecEnvWrapper):
+    """Record raw steps in a ring of ``capacity`` rows; ``take(n)`` returns the last ``n`` in order."""
+
+    def __init__(self, venv: VecEnv, capacity: int):
+        super().__init__(venv)
+        self.capacity = capacity
+        n = venv.num_envs
+        self._obs = np.zeros((capacity, n, *venv.observation_space.shape), dtype=venv.observation_space.dtype)
+        act_dim = int(venv.action_space.n) if isinstance(venv.action_space, gym.spaces.Discrete) else int(
+            np.prod(venv.action_space.shape))
+        self._acts = np.zeros((capacity, n, act_dim), dtype=np.float32)
+        self._rews = np.zeros((capacity, n), dtype=np.float32)
+        self._dones = np.zeros((capacity, n), dtype=bool)
+        self._episodes = np.zeros((capacity, n), dtype=np.int64)
+        self._env_steps = np.zeros((capacity, n), dtype=np.int64)
+        self._states: np.ndarray | None = None
+        self._count = 0
+        self._episode = np.zeros(n, dtype=np.int64)
+        self._t = np.zeros(n, dtype=np.int64)
+        self._ep_return = np.zeros(n, dtype=np.float64)
+        self.finished_returns: list[float] = []  # true returns of episodes finished since last drained
+        self._last_obs: np.ndarray | None = None
+        self._last_states: np.ndarray | None = None
+        self._actions: np.ndarray | None = None
+
+    def _reset_states(self) -> np.ndarray | None:
+        infos = getattr(self.venv, "reset_infos", None)
+        if not infos or STATE_KEY not in infos[0]:
+            return None
+        return np.stack([info[STATE_KEY] for info in infos])
+
+    def reset(self):
+        obs = self.venv.reset()
+        self._last_obs = np.array(obs)
+        self._last_states = self._reset_states()
+        self._t[:] = 0
+        self._ep_return[:] = 0
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+        self.venv.step_async(actions)
+
+    def step_wait(self):
+        obs, rews, dones, infos = self.venv.step_wait()
+        row = self._count % self.capacity
+        self._obs[row] = self._last_obs
+        self._acts[row] = encode_actions(self._actions, self.venv.action_space)
+        self._rews[row] = rews
+        self._dones[row] = dones
+        self._episodes[row] = self._episode
+        self._env_steps[row] = self._t
+        if self._last_states is not None:
+            if self._states is None:
+                self._states = np.zeros((self.capacity, *self._last_states.shape), dtype=np.float32)
+            self._states[row] = self._last_states
+            self._last_states = np.stack([
+                self.venv.reset_infos[i][STATE_KEY] if d else info[STATE_KEY]  # type: ignore[attr-defined]
+                for i, (d, info) in enumerate(zip(dones, infos, strict=True))
+            ])
+        self._count += 1
+        self._ep_return += rews
+        self._t += 1
+        if dones.any():
+            self.finished_returns.extend(self._ep_return[dones].tolist())
+            self._ep_return[dones] = 0
+            self._episode[dones] += 1
+            self._t[dones] = 0
+        self._last_obs = np.array(obs)
+        return obs, rews, dones, infos
+
+    def take(self, n_steps: int, policy_step: int) -> RolloutRecord:
+        """The last ``n_steps`` recorded steps, oldest first (copies)."""
+        if n_steps > min(self._count, self.capacity):
+            raise ValueError(f"only {min(self._count, self.capacity)} steps recorded, asked for {n_steps}")
+        rows = (np.arange(self._count - n_steps, self._count)) % self.capacity
+        return RolloutRecord(
+            obs=self._obs[rows], acts=self._acts[rows], true_rews=self._rews[rows], dones=self._dones[rows],
+            episodes=self._episodes[rows], env_steps=self._env_steps[rows],
+            states=None if self._states is None else self._states[rows], policy_step=policy_step,
+        )
+
+    def drain_finished_returns(self) -> list[float]:
+        out, self.finished_returns = self.finished_returns, []
+        return out
+
+
+class ReturnNormalizer:
+    """Scale rewards by the running std of the discounted return (as VecNormalize does), batched over a rollout."""
+
+    def __init__(self, n_envs: int, gamma: float, clip: float = 10.0, epsilon: float = 1e-8):
+        self.rms = RunningMeanStd(shape=())
+        self.ret = np.zeros(n_envs, dtype=np.float64)
+        self.gamma, self.clip, self.epsilon = gamma, clip, epsilon
+
+    def __call__(self, rews: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        """rews, dones (T, n_envs) -> scaled rewards (T, n_envs)."""
+        rets = np.empty_like(rews, dtype=np.float64)
+        for t in range(len(rews)):
+            self.ret = self.ret * self.gamma + rews[t]
+            rets[t] = self.ret
+            self.ret[dones[t]] = 0.0
+        self.rms.update(rets.reshape(-1))
+        return np.clip(rews / np.sqrt(self.rms.var + self.epsilon), -self.clip, self.clip).astype(np.float32)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": float(self.rms.mean), "var": float(self.rms.var), "count": float(self.rms.count),
+                "ret": self.ret.tolist()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rms.mean, self.rms.var, self.rms.count = state["mean"], state["var"], state["count"]
+        self.ret = np.asarray(state["ret"], dtype=np.float64)
+
+
+class RelabelingPPO(PPO):
+    """SB3 PPO whose rollout rewards are replaced, once per rollout, by ``reward_fn`` (or kept true if None)."""
+
+    reward_fn: RewardFn | None = None
+    recorder: RolloutRecorder | None = None
+    return_normalizer: ReturnNormalizer | None = None
+    on_rollout: Callable[[RolloutRecord], None] | None = None
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "reward_fn", "recorder", "return_normalizer", "on_rollout"]
+
+    def collect_rollouts(self, env, callback, rollout_buffer, n_rollout_steps: int) -> bool:
+        if not super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps):
+            return False
+        assert self.recorder is not None and self.return_normalizer is not None, "attach a recorder first"
+        rec = self.recorder.take(n_rollout_steps, self.num_timesteps)
+        # what SB3 added on top of the env's reward: gamma * V(terminal obs) at time-limit truncations
+        bootstrap = rollout_buffer.rewards - rec.true_rews  # (T, n_envs)
+        base = rec.true_rews if self.reward_fn is None else self.reward_fn(rec.obs, rec.acts)  # (T, n_envs)
+        rollout_buffer.rewards[:] = self.return_normalizer(base, rec.dones) + bootstrap
+        with th.no_grad():
+            last_values = self.policy.predict_values(obs_as_tensor(self._last_obs, self.device))  # type: ignore[arg-type]
+        rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=self._last_episode_starts)  # type: ignore[arg-type]
+        if self.on_rollout is not None:
+            self.on_rollout(rec)
+        return True

@@ -1,0 +1,123 @@
+"""Fitting the reward ensemble to labelled comparisons: bagging, a held-out validation split and adaptive L2.
+
+``RewardTrainer.fit`` takes a ``PreferenceDataset`` (pairs of segments with labels and a fixed train/val flag),
+draws one bootstrap resample of the training pairs per member, runs a few epochs of Bradley-Terry cross-entropy,
+and after each epoch moves the L2 coefficient so that validation loss stays within 1.1-1.5x training loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pbrl.reward_model import RewardEnsemble, bradley_terry_loss
+
+
+@dataclass
+class PreferenceDataset:
+    """Labelled pairs, stacked. The label is P(first preferred) in {0, 0.5, 1}."""
+
+    obs: np.ndarray  # (N, 2, T, *obs_shape)
+    acts: np.ndarray  # (N, 2, T, act_dim)
+    labels: np.ndarray  # (N,)
+    is_val: np.ndarray  # (N,) bool, fixed when the label is stored
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class TrainerConfig:
+    """How the reward ensemble is fitted."""
+
+    lr: float = 3e-4
+    batch_size: int = 64
+    l2_init: float = 1e-3
+    l2_min: float = 1e-7
+    l2_max: float = 10.0
+    l2_factor: float = 1.5
+    val_train_ratio_low: float = 1.1
+    val_train_ratio_high: float = 1.5
+
+
+@dataclass
+class FitStats:
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+    l2: float
+    n_train: int
+    n_val: int
+
+
+class RewardTrainer:
+    """Fits a ``RewardEnsemble``; owns its optimiser and the adaptive L2 coefficient."""
+
+    def __init__(self, model: RewardEnsemble, cfg: TrainerConfig, rng: np.random.Generator):
+        self.model = model
+        self.cfg = cfg
+        self.rng = rng
+        self.l2 = cfg.l2_init
+        self.optimizer = torch.optim.Adam(model.net.parameters(), lr=cfg.lr)
+        self.last_bootstrap: np.ndarray | None = None  # (n_members, n_train) indices of the last fit
+
+    def _member_losses(self, feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """feats (M, P, 2, T, in), labels (M, P) -> BT loss per member and pair (M, P)."""
+        m, p, _, t, d = feats.shape
+        r = self.model.raw_per_member(feats.reshape(m, p * 2 * t, d)).reshape(m, p, 2, t).sum(-1)  # (M, P, 2)
+        return bradley_terry_loss(r[..., 0], r[..., 1], labels)
+
+    @torch.no_grad()
+    def evaluate(self, data: PreferenceDataset, idx: np.ndarray) -> tuple[float, float]:
+        """Mean BT loss over members and accuracy of the ensemble's mean prediction on pairs ``idx``."""
+        if len(idx) == 0:
+            return float("nan"), float("nan")
+        r = self.model.raw(data.obs[idx], data.acts[idx]).sum(-1)  # (M, P, 2)
+        labels = torch.as_tensor(data.labels[idx], dtype=torch.float32)
+        loss = bradley_terry_loss(r[..., 0], r[..., 1], labels).mean().item()
+        diff = (r[..., 0] - r[..., 1]).mean(0).numpy()  # (P,)
+        decided = data.labels[idx] != 0.5
+        acc = float(np.mean((diff[decided] > 0) == (data.labels[idx][decided] > 0.5))) if decided.any() else float("nan")
+        return loss, acc
+
+    def fit(self, data: PreferenceDataset, n_epochs: int) -> FitStats:
+        """Run ``n_epochs`` over a fresh bootstrap resample per member; adapt L2 after each epoch."""
+        train_idx = np.flatnonzero(~data.is_val)
+        val_idx = np.flatnonzero(data.is_val)
+        n_members = self.model.n_members
+        if len(train_idx) == 0:
+            loss, acc = self.evaluate(data, val_idx)
+            return FitStats(float("nan"), loss, acc, self.l2, 0, len(val_idx))
+        boot = np.stack([self.rng.choice(train_idx, size=len(train_idx), replace=True) for _ in range(n_members)])
+        self.last_bootstrap = boot  # (n_members, n_train)
+        feats_all = self.model.features(data.obs, data.acts).detach()  # (N, 2, T, in)
+        labels_all = torch.as_tensor(data.labels, dtype=torch.float32)
+        bs = min(self.cfg.batch_size, len(train_idx))
+        self.model.train()
+        train_loss, val_loss, val_acc = float("nan"), float("nan"), float("nan")
+        for _ in range(n_epochs):
+            order = np.stack([self.rng.permutation(row) for row in boot])  # (M, n_train)
+            for start in range(0, order.shape[1] - bs + 1, bs):
+                batch = torch.as_tensor(order[:, start : start + bs])  # (M, bs)
+                loss = self._member_losses(feats_all[batch], labels_all[batch]).mean(dim=1).sum()
+                loss = loss + self.l2 * self.model.net.l2().sum()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+            train_loss, _ = self.evaluate(data, train_idx)
+            val_loss, val_acc = self.evaluate(data, val_idx)
+            self.adapt_l2(train_loss, val_loss)
+        self.model.eval()
+        return FitStats(train_loss, val_loss, val_acc, self.l2, len(train_idx), len(val_idx))
+
+    def adapt_l2(self, train_loss: float, val_loss: float) -> None:
+        """More L2 when validation loss runs away from training loss, less when they are too close."""
+        if not (np.isfinite(train_loss) and np.isfinite(val_loss)) or train_loss <= 0:
+            return
+        ratio = val_loss / train_loss
+        if ratio > self.cfg.val_train_ratio_high:
+            self.l2 = min(self.l2 * self.cfg.l2_factor, self.cfg.l2_max)
+        elif ratio < self.cfg.val_train_ratio_low:
+            self.l2 = max(self.l2 / self.cfg.l2_factor, self.cfg.l2_min)

@@ -1,0 +1,200 @@
+"""Tests for ``pbrl.reward_model``: the Bradley-Terry loss with its random-answer term, and the ensemble."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pbrl.reward_model import (
+    RANDOM_ANSWER_PROB,
+    RewardEnsemble,
+    RewardModelConfig,
+    bradley_terry_loss,
+    preference_probability,
+)
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _p(diff: float) -> float:
+    """The paper's P(first preferred) with 10 % random answers, by hand."""
+    return 0.9 * _sigmoid(diff) + 0.05
+
+
+# --- Bradley-Terry loss and preference probability -------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("r1", "r2", "label", "expected_p", "expected_loss"),
+    [
+        # equal returns: P = 0.5 whatever the label, loss ln 2
+        (3.0, 3.0, 1.0, 0.5, math.log(2.0)),
+        (3.0, 3.0, 0.0, 0.5, math.log(2.0)),
+        (3.0, 3.0, 0.5, 0.5, math.log(2.0)),
+        # R1 - R2 = 2
+        (2.0, 0.0, 1.0, _p(2.0), -math.log(_p(2.0))),
+        (2.0, 0.0, 0.0, _p(2.0), -math.log(1.0 - _p(2.0))),
+        (2.0, 0.0, 0.5, _p(2.0), -0.5 * math.log(_p(2.0)) - 0.5 * math.log(1.0 - _p(2.0))),
+        # R1 - R2 = -1.5, label 0 (the second is preferred)
+        (-1.0, 0.5, 0.0, _p(-1.5), -math.log(1.0 - _p(-1.5))),
+        (-1.0, 0.5, 1.0, _p(-1.5), -math.log(_p(-1.5))),
+    ],
+)
+def test_bradley_terry_matches_hand_computed(r1, r2, label, expected_p, expected_loss):
+    r1_t = torch.tensor([r1], dtype=torch.float64)
+    r2_t = torch.tensor([r2], dtype=torch.float64)
+    p = preference_probability(r1_t, r2_t)
+    loss = bradley_terry_loss(r1_t, r2_t, torch.tensor([label], dtype=torch.float64))
+    assert p.shape == (1,) and loss.shape == (1,)
+    assert p.item() == pytest.approx(expected_p, rel=1e-9)
+    assert loss.item() == pytest.approx(expected_loss, rel=1e-9)
+
+
+def test_random_answer_prob_is_ten_percent():
+    assert RANDOM_ANSWER_PROB == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("random_answer_prob", [0.0, 0.1, 0.3])
+def test_preference_probability_uses_random_answer_prob(random_answer_prob):
+    p = preference_probability(torch.tensor([1.0]), torch.tensor([0.0]), random_answer_prob)
+    expected = (1 - random_answer_prob) * _sigmoid(1.0) + random_answer_prob / 2
+    assert p.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_loss_is_per_pair_and_broadcasts_over_members():
+    rng = np.random.default_rng(0)
+    r1 = torch.as_tensor(rng.normal(size=(3, 5)))  # (n_members, n_pairs)
+    r2 = torch.as_tensor(rng.normal(size=(3, 5)))
+    labels = torch.as_tensor(rng.choice([0.0, 0.5, 1.0], size=5))
+    loss = bradley_terry_loss(r1, r2, labels)
+    assert loss.shape == (3, 5)
+    for m in range(3):
+        for i in range(5):
+            p = _p((r1[m, i] - r2[m, i]).item())
+            lab = labels[i].item()
+            expected = -(lab * math.log(p) + (1 - lab) * math.log(1 - p))
+            assert loss[m, i].item() == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("diff", [1e3, -1e3, 1e30, -1e30, 3e38, -3e38])
+def test_preference_probability_bounded_for_huge_logits(diff, dtype):
+    r1 = torch.tensor([diff], dtype=dtype)
+    r2 = torch.tensor([0.0], dtype=dtype)
+    p = preference_probability(r1, r2)
+    assert torch.isfinite(p).all()
+    assert 0.05 - 1e-6 <= p.item() <= 0.95 + 1e-6
+    assert p.item() == pytest.approx(0.95 if diff > 0 else 0.05, abs=1e-6)
+    for label in (0.0, 0.5, 1.0):
+        loss = bradley_terry_loss(r1, r2, torch.tensor([label], dtype=dtype))
+        assert torch.isfinite(loss).all()
+        # the random-answer term caps the loss of a confident wrong answer at -log(0.05)
+        assert loss.item() <= -math.log(0.05) + 1e-4
+
+
+def test_loss_gradient_finite_for_huge_logits():
+    r1 = torch.tensor([1e6, -1e6, 0.0], requires_grad=True)
+    loss = bradley_terry_loss(r1, torch.zeros(3), torch.tensor([0.0, 1.0, 0.5])).sum()
+    loss.backward()
+    assert torch.isfinite(r1.grad).all()
+
+
+# --- RewardEnsemble ---------------------------------------------------------------------------------------
+
+def _ensemble(obs_dim=3, act_dim=2, n_members=3, hidden=16, seed=0) -> RewardEnsemble:
+    torch.manual_seed(seed)
+    cfg = RewardModelConfig(obs_dim=obs_dim, act_dim=act_dim, n_members=n_members, hidden=hidden)
+    return RewardEnsemble(cfg)
+
+
+@pytest.mark.parametrize(
+    ("n_members", "batch", "steps", "obs_dim", "act_dim"),
+    [(1, 1, 1, 1, 1), (3, 4, 5, 3, 2), (5, 2, 7, 11, 4)],
+)
+def test_ensemble_output_shape(n_members, batch, steps, obs_dim, act_dim):
+    rng = np.random.default_rng(1)
+    model = _ensemble(obs_dim, act_dim, n_members)
+    obs = rng.normal(size=(batch, steps, obs_dim)).astype(np.float32)
+    acts = rng.normal(size=(batch, steps, act_dim)).astype(np.float32)
+    out = model(obs, acts)  # (n_members, B, T)
+    assert out.shape == (n_members, batch, steps)
+    assert model.raw(obs, acts).shape == (n_members, batch, steps)
+    assert model.mean_reward(obs, acts).shape == (batch, steps)
+    assert model.segment_returns(obs, acts).shape == (n_members, batch)
+    np.testing.assert_allclose(model.segment_returns(obs, acts), out.detach().sum(-1).numpy(), rtol=1e-5)
+
+
+def test_ensemble_members_differ():
+    rng = np.random.default_rng(2)
+    model = _ensemble()
+    out = model(rng.normal(size=(4, 5, 3)), rng.normal(size=(4, 5, 2))).detach()
+    assert not torch.allclose(out[0], out[1])
+
+
+@pytest.mark.parametrize("n_members", [1, 3])
+def test_fit_output_stats_normalises_each_member(n_members):
+    rng = np.random.default_rng(3)
+    model = _ensemble(n_members=n_members)
+    obs = rng.normal(loc=2.0, scale=3.0, size=(200, 3)).astype(np.float32)
+    acts = rng.normal(size=(200, 2)).astype(np.float32)
+    model.fit_input_stats(obs, acts)
+    before = model(obs, acts).detach()
+    assert not torch.allclose(before.std(dim=1), torch.ones(n_members), atol=1e-2)  # the test is not vacuous
+    model.fit_output_stats(obs, acts)
+    out = model(obs, acts).detach().double()  # (n_members, N)
+    np.testing.assert_allclose(out.mean(dim=1).numpy(), 0.0, atol=1e-4)
+    np.testing.assert_allclose(out.std(dim=1).numpy(), 1.0, atol=1e-4)
+    # the reward PPO is paid is the average of normalised members
+    np.testing.assert_allclose(model.mean_reward(obs, acts), out.mean(dim=0).numpy(), atol=1e-5)
+
+
+def test_fit_input_stats_standardises_features():
+    rng = np.random.default_rng(4)
+    model = _ensemble()
+    obs = rng.normal(loc=[5.0, -3.0, 0.0], scale=[10.0, 0.1, 1.0], size=(300, 3))
+    acts = rng.normal(loc=1.0, scale=2.0, size=(300, 2))
+    model.fit_input_stats(obs, acts)
+    x = model.features(obs, acts).double()
+    np.testing.assert_allclose(x.mean(dim=0).numpy(), 0.0, atol=1e-4)
+    np.testing.assert_allclose(x.std(dim=0).numpy(), 1.0, atol=1e-4)
+
+
+def test_save_load_round_trip(tmp_path):
+    rng = np.random.default_rng(5)
+    model = _ensemble(obs_dim=4, act_dim=2, n_members=3)
+    obs = rng.normal(size=(50, 4)).astype(np.float32)
+    acts = rng.normal(size=(50, 2)).astype(np.float32)
+    model.fit_input_stats(obs, acts)
+    model.fit_output_stats(obs, acts)
+    path = tmp_path / "reward.pt"
+    model.save(path, extra={"round": 7})
+
+    loaded, extra = RewardEnsemble.load(path)
+    assert extra == {"round": 7}
+    assert loaded.cfg == model.cfg
+    test_obs = rng.normal(size=(2, 6, 4)).astype(np.float32)
+    test_acts = rng.normal(size=(2, 6, 2)).astype(np.float32)
+    torch.testing.assert_close(loaded(test_obs, test_acts), model(test_obs, test_acts), rtol=0, atol=0)
+    # buffers (input and output statistics) travel with the weights
+    for name in ("in_mean", "in_std", "out_mean", "out_std"):
+        torch.testing.assert_close(getattr(loaded, name), getattr(model, name), rtol=0, atol=0)
+
+
+def test_save_without_extra_loads_empty_dict(tmp_path):
+    model = _ensemble()
+    model.save(tmp_path / "m.pt")
+    _, extra = RewardEnsemble.load(tmp_path / "m.pt")
+    assert extra == {}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"n_members": 0}, {"hidden": 0}, {"n_layers": 0}],
+)
+def test_invalid_config_raises(kwargs):
+    with pytest.raises(ValueError):
+        RewardModelConfig(obs_dim=3, act_dim=2, **kwargs)

@@ -1,0 +1,207 @@
+"""Tests for ``pbrl.segments``: cutting rollouts into segments, and the buffer of recent segments."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pbrl.segments import RolloutRecord, Segment, SegmentBuffer, cut_segments, stack
+
+
+def _rollout(dones: np.ndarray, with_states: bool = True, policy_step: int = 4096) -> RolloutRecord:
+    """A rollout whose arrays encode (step, env) so every value says where it came from."""
+    n_steps, n_envs = dones.shape
+    step = np.arange(n_steps)[:, None] * np.ones((1, n_envs))
+    env = np.ones((n_steps, 1)) * np.arange(n_envs)[None, :]
+    # episode index and step within the episode, as a VecEnv would count them
+    episodes = np.zeros((n_steps, n_envs), dtype=int)
+    env_steps = np.zeros((n_steps, n_envs), dtype=int)
+    for e in range(n_envs):
+        ep, k = 5 * e, 3  # episodes need not start at 0 at the start of a rollout
+        for t in range(n_steps):
+            episodes[t, e], env_steps[t, e] = ep, k
+            k += 1
+            if dones[t, e]:
+                ep, k = ep + 1, 0
+    return RolloutRecord(
+        obs=np.stack([step, env], axis=-1).astype(np.float32),  # (T, n_envs, 2)
+        acts=(step * 10 + env)[..., None].astype(np.float32),  # (T, n_envs, 1)
+        true_rews=step + 1000 * env,  # (T, n_envs), float64 on purpose
+        dones=dones.astype(bool),
+        episodes=episodes,
+        env_steps=env_steps,
+        states=np.stack([step, env, -step], axis=-1) if with_states else None,
+        policy_step=policy_step,
+    )
+
+
+def _dones(n_steps: int, ends_per_env: list[list[int]]) -> np.ndarray:
+    dones = np.zeros((n_steps, len(ends_per_env)), dtype=bool)
+    for e, ends in enumerate(ends_per_env):
+        dones[ends, e] = True
+    return dones
+
+
+_CASES = [
+    # (n_steps, episode ends per env, segment length)
+    (20, [[]], 5),
+    (20, [[]], 3),
+    (30, [[6, 17]], 4),
+    (30, [[6, 17], [0, 1, 2, 29]], 5),
+    (25, [[3], [12], []], 1),
+    (40, [[9, 19, 29, 39]], 10),  # episodes exactly one segment long
+    (12, [[2, 5, 8, 11]], 4),  # every episode too short: no segments
+]
+
+
+@pytest.mark.parametrize(("n_steps", "ends", "length"), _CASES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_segments_never_cross_an_episode_end(n_steps, ends, length, seed):
+    rollout = _rollout(_dones(n_steps, ends))
+    segments = cut_segments(rollout, length, np.random.default_rng(seed))
+    for seg in segments:
+        steps = seg.obs[:, 0].astype(int)
+        e = int(seg.obs[0, 1])
+        assert seg.env_index == e
+        # consecutive steps of one env ...
+        np.testing.assert_array_equal(steps, np.arange(steps[0], steps[0] + length))
+        np.testing.assert_array_equal(seg.obs[:, 1], e)
+        # ... of which only the last may end the episode
+        assert not rollout.dones[steps[:-1], e].any()
+        assert len(set(rollout.episodes[steps, e].tolist())) == 1
+
+
+@pytest.mark.parametrize(("n_steps", "ends", "length"), _CASES)
+def test_segment_count_lengths_and_no_overlap(n_steps, ends, length):
+    rollout = _rollout(_dones(n_steps, ends))
+    segments = cut_segments(rollout, length, np.random.default_rng(2))
+    # each run of steps in one episode yields floor(span / length) segments
+    expected = 0
+    for e_ends in ends:
+        bounds = [0, *[t + 1 for t in e_ends], n_steps]
+        expected += sum((hi - lo) // length for lo, hi in zip(bounds[:-1], bounds[1:], strict=True))
+    assert len(segments) == expected
+    for seg in segments:
+        assert seg.length == length
+        assert seg.obs.shape == (length, 2) and seg.acts.shape == (length, 1)
+        assert seg.true_rews.shape == (length,) and seg.states.shape == (length, 3)
+    used = [(int(s.obs[0, 1]), int(t)) for s in segments for t in s.obs[:, 0]]
+    assert len(used) == len(set(used))  # non-overlapping
+
+
+@pytest.mark.parametrize(("n_steps", "ends", "length"), _CASES)
+def test_segment_metadata_and_contents(n_steps, ends, length):
+    rollout = _rollout(_dones(n_steps, ends), policy_step=777)
+    for seg in cut_segments(rollout, length, np.random.default_rng(3)):
+        e, s = seg.env_index, int(seg.obs[0, 0])
+        sl = slice(s, s + length)
+        assert seg.policy_step == 777
+        assert seg.episode == rollout.episodes[s, e]
+        assert seg.env_step == rollout.env_steps[s, e]
+        assert seg.id is None
+        np.testing.assert_array_equal(seg.acts, rollout.acts[sl, e])
+        np.testing.assert_array_equal(seg.true_rews, rollout.true_rews[sl, e])
+        np.testing.assert_array_equal(seg.states, rollout.states[sl, e])
+        assert seg.true_rews.dtype == np.float32
+        assert seg.true_return == pytest.approx(float(rollout.true_rews[sl, e].sum()))
+
+
+def test_segment_metadata_hand_computed():
+    # one env, an episode ends at step 3; steps 4..11 are episode 1 with env_step 0..7
+    rollout = _rollout(_dones(12, [[3]]))
+    segments = cut_segments(rollout, 8, np.random.default_rng(0))
+    assert len(segments) == 1
+    (seg,) = segments
+    assert (seg.episode, seg.env_step, seg.env_index) == (1, 0, 0)
+    np.testing.assert_array_equal(seg.obs[:, 0], np.arange(4, 12))
+
+
+def test_segments_own_their_arrays():
+    rollout = _rollout(_dones(30, [[9], [19]]))
+    segments = cut_segments(rollout, 5, np.random.default_rng(4))
+    assert segments
+    for seg in segments:
+        for name in ("obs", "acts", "true_rews", "states", "episodes", "env_steps"):
+            source = getattr(rollout, name)
+            for field in ("obs", "acts", "true_rews", "states"):
+                assert not np.shares_memory(getattr(seg, field), source), (field, name)
+    # writing into the rollout buffer (as the next rollout will) does not change a kept segment
+    before = segments[0].obs.copy()
+    rollout.obs[...] = -1
+    rollout.true_rews[...] = -1
+    np.testing.assert_array_equal(segments[0].obs, before)
+    assert (segments[0].true_rews != -1).all()
+
+
+def test_segments_without_states():
+    segments = cut_segments(_rollout(_dones(10, [[]]), with_states=False), 5, np.random.default_rng(5))
+    assert len(segments) == 2
+    assert all(s.states is None for s in segments)
+
+
+def test_segment_starts_are_not_locked_to_episode_start():
+    rollout = _rollout(_dones(23, [[]]))
+    starts = {int(cut_segments(rollout, 5, np.random.default_rng(seed))[0].obs[0, 0]) for seed in range(30)}
+    assert starts == {0, 1, 2, 3}  # span 23 = 4 * 5 + 3: any offset 0..3
+
+
+@pytest.mark.parametrize("length", [0, -2])
+def test_invalid_length_raises(length):
+    with pytest.raises(ValueError, match="segment length"):
+        cut_segments(_rollout(_dones(10, [[]])), length, np.random.default_rng(0))
+
+
+def test_with_id_keeps_data():
+    (seg,) = cut_segments(_rollout(_dones(5, [[]])), 5, np.random.default_rng(0))
+    saved = seg.with_id(12)
+    assert saved.id == 12 and seg.id is None
+    assert saved.obs is seg.obs and saved.episode == seg.episode
+
+
+# --- SegmentBuffer ----------------------------------------------------------------------------------------
+
+def _tagged(i: int) -> Segment:
+    return Segment(obs=np.full((3, 2), i, np.float32), acts=np.zeros((3, 1), np.float32),
+                   true_rews=np.zeros(3, np.float32), policy_step=i, episode=0, env_step=0)
+
+
+@pytest.mark.parametrize(("capacity", "n_added"), [(2, 1), (2, 5), (5, 5), (5, 12), (10, 3)])
+def test_buffer_keeps_most_recent(capacity, n_added):
+    buf = SegmentBuffer(capacity)
+    for start in range(0, n_added, 3):  # added in batches, as rollouts arrive
+        buf.extend(_tagged(i) for i in range(start, min(start + 3, n_added)))
+    kept = list(range(max(0, n_added - capacity), n_added))
+    assert len(buf) == len(kept)
+    assert [s.policy_step for s in buf.segments()] == kept
+    assert [buf[i].policy_step for i in range(len(buf))] == kept
+
+
+@pytest.mark.parametrize("capacity", [1, 0, -3])
+def test_buffer_invalid_capacity(capacity):
+    with pytest.raises(ValueError, match="capacity"):
+        SegmentBuffer(capacity)
+
+
+@pytest.mark.parametrize(("n_segments", "n_pairs"), [(2, 100), (3, 500), (10, 1000)])
+def test_sample_pairs_never_pairs_segment_with_itself(n_segments, n_pairs):
+    buf = SegmentBuffer(20)
+    buf.extend(_tagged(i) for i in range(n_segments))
+    pairs = buf.sample_pairs(n_pairs, np.random.default_rng(6))
+    assert pairs.shape == (n_pairs, 2)
+    assert (pairs[:, 0] != pairs[:, 1]).all()
+    assert ((pairs >= 0) & (pairs < n_segments)).all()
+    # every ordered pair of distinct segments turns up: the draw is not stuck on a few
+    assert len({tuple(p) for p in pairs.tolist()}) == n_segments * (n_segments - 1)
+
+
+def test_sample_pairs_needs_two_segments():
+    buf = SegmentBuffer(4)
+    buf.extend([_tagged(0)])
+    with pytest.raises(ValueError):
+        buf.sample_pairs(1, np.random.default_rng(0))
+
+
+def test_stack_shapes():
+    obs, acts = stack([_tagged(i) for i in range(4)])  # (B, T, obs_dim), (B, T, act_dim)
+    assert obs.shape == (4, 3, 2) and acts.shape == (4, 3, 1)
+    np.testing.assert_array_equal(obs[:, 0, 0], np.arange(4))

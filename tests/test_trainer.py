@@ -1,0 +1,143 @@
+"""Tests for ``pbrl.trainer``: bagging, adaptive L2, and that fitting learns a simple true reward."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pbrl.reward_model import RewardEnsemble, RewardModelConfig
+from pbrl.trainer import PreferenceDataset, RewardTrainer, TrainerConfig
+
+OBS_DIM, ACT_DIM, SEG_LEN = 2, 1, 5
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """The nets are tiny: extra intra-op threads only add overhead, and on a busy box contend (50x)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _dataset(n_pairs: int, val_fraction: float, rng: np.random.Generator) -> PreferenceDataset:
+    """Pairs whose true reward is the first observation coordinate; label 1 when the first returns more."""
+    obs = rng.normal(size=(n_pairs, 2, SEG_LEN, OBS_DIM)).astype(np.float32)
+    acts = rng.normal(size=(n_pairs, 2, SEG_LEN, ACT_DIM)).astype(np.float32)
+    returns = obs[..., 0].sum(-1)  # (N, 2)
+    labels = (returns[:, 0] > returns[:, 1]).astype(np.float64)
+    is_val = np.zeros(n_pairs, dtype=bool)
+    is_val[rng.permutation(n_pairs)[: int(round(val_fraction * n_pairs))]] = True
+    return PreferenceDataset(obs=obs, acts=acts, labels=labels, is_val=is_val)
+
+
+def _trainer(n_members: int = 3, seed: int = 0, **cfg) -> RewardTrainer:
+    torch.manual_seed(seed)
+    model_cfg = RewardModelConfig(obs_dim=OBS_DIM, act_dim=ACT_DIM, n_members=n_members, hidden=16)
+    model = RewardEnsemble(model_cfg)
+    return RewardTrainer(model, TrainerConfig(**cfg), np.random.default_rng(seed))
+
+
+# --- bagging ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("n_members", "n_pairs"), [(2, 20), (3, 40), (5, 60)])
+def test_each_member_gets_its_own_bootstrap_of_training_pairs(n_members, n_pairs):
+    rng = np.random.default_rng(0)
+    data = _dataset(n_pairs, 0.25, rng)
+    trainer = _trainer(n_members=n_members, batch_size=8)
+    trainer.fit(data, n_epochs=1)
+    boot = trainer.last_bootstrap
+    train_idx = np.flatnonzero(~data.is_val)
+    assert boot is not None and boot.shape == (n_members, len(train_idx))
+    # only training pairs, never validation pairs
+    assert np.isin(boot, train_idx).all()
+    assert not np.isin(boot, np.flatnonzero(data.is_val)).any()
+    # each member's resample is different from every other member's
+    for i in range(n_members):
+        for j in range(i + 1, n_members):
+            assert not np.array_equal(np.sort(boot[i]), np.sort(boot[j]))
+    # a resample with replacement repeats some pairs
+    assert any(len(np.unique(row)) < len(row) for row in boot)
+
+
+def test_new_bootstrap_each_fit():
+    rng = np.random.default_rng(1)
+    data = _dataset(30, 0.2, rng)
+    trainer = _trainer(batch_size=8)
+    trainer.fit(data, n_epochs=1)
+    first = trainer.last_bootstrap.copy()
+    trainer.fit(data, n_epochs=1)
+    assert not np.array_equal(first, trainer.last_bootstrap)
+
+
+def test_fit_without_training_pairs_reports_nan_and_trains_nothing():
+    rng = np.random.default_rng(2)
+    data = _dataset(10, 1.0, rng)  # every pair is validation
+    trainer = _trainer()
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    stats = trainer.fit(data, n_epochs=3)
+    assert stats.n_train == 0 and stats.n_val == 10
+    assert math.isnan(stats.train_loss)
+    assert math.isfinite(stats.val_loss)
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+
+
+# --- adaptive L2 ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("train_loss", "val_loss", "l2_init", "expected"),
+    [
+        (1.0, 2.0, 1e-3, 1.5e-3),  # ratio 2 > 1.5: more L2
+        (1.0, 1.6, 1e-3, 1.5e-3),
+        (1.0, 1.0, 1e-3, 1e-3 / 1.5),  # ratio 1 < 1.1: less L2
+        (1.0, 0.5, 1e-3, 1e-3 / 1.5),
+        (1.0, 1.3, 1e-3, 1e-3),  # in between: unchanged
+        (1.0, 1.1, 1e-3, 1e-3),  # the band's edges count as inside
+        (1.0, 1.5, 1e-3, 1e-3),
+        (1.0, 3.0, 9.0, 10.0),  # clamped at l2_max
+        (1.0, 3.0, 10.0, 10.0),
+        (1.0, 1.0, 1.2e-7, 1e-7),  # clamped at l2_min
+        (1.0, 1.0, 1e-7, 1e-7),
+        (float("nan"), 2.0, 1e-3, 1e-3),  # non-finite: left alone
+        (1.0, float("nan"), 1e-3, 1e-3),
+        (float("inf"), 1.0, 1e-3, 1e-3),
+        (1.0, float("inf"), 1e-3, 1e-3),
+        (0.0, 1.0, 1e-3, 1e-3),  # zero training loss: no ratio, left alone
+    ],
+)
+def test_adapt_l2(train_loss, val_loss, l2_init, expected):
+    trainer = _trainer(l2_init=l2_init)
+    trainer.adapt_l2(train_loss, val_loss)
+    assert trainer.l2 == pytest.approx(expected, rel=1e-12)
+
+
+def test_adapt_l2_repeated_stays_within_bounds():
+    trainer = _trainer(l2_init=1e-3)
+    for _ in range(100):
+        trainer.adapt_l2(1.0, 5.0)
+    assert trainer.l2 == pytest.approx(trainer.cfg.l2_max)
+    for _ in range(200):
+        trainer.adapt_l2(1.0, 1.0)
+    assert trainer.l2 == pytest.approx(trainer.cfg.l2_min)
+
+
+# --- learning ---------------------------------------------------------------------------------------------
+
+def test_fit_learns_simple_reward():
+    rng = np.random.default_rng(3)
+    data = _dataset(120, 0.25, rng)
+    trainer = _trainer(seed=3, lr=3e-3, batch_size=30)
+    _, acc_before = trainer.evaluate(data, np.flatnonzero(data.is_val))
+    stats = trainer.fit(data, n_epochs=200)
+    assert stats.n_train == 90 and stats.n_val == 30
+    assert stats.val_accuracy >= 0.9
+    assert stats.val_accuracy > acc_before
+    assert stats.train_loss < math.log(2.0)
+    assert trainer.cfg.l2_min <= stats.l2 <= trainer.cfg.l2_max
+    # the learned reward ranks fresh segments like the true one
+    fresh = _dataset(200, 0.0, np.random.default_rng(4))
+    _, fresh_acc = trainer.evaluate(fresh, np.arange(200))
+    assert fresh_acc >= 0.9

@@ -1,0 +1,1 @@
+"""The pygame clip-comparison app (an extra: pip install "pbrl[ui]")."""
