@@ -52,6 +52,25 @@ class LoopState:
     return_normalizer: dict[str, Any] = field(default_factory=dict)
     rng: dict[str, Any] = field(default_factory=dict)
     last_fit: dict[str, float] = field(default_factory=dict)
+    code_version: str = ""
+
+
+def code_version() -> str:
+    """pbrl's version, with the git commit (and '-dirty') when run from a checkout: results say what made them."""
+    import subprocess
+    from pathlib import Path
+
+    from pbrl import __version__
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__}+{commit}{'-dirty' if dirty else ''}" if commit else __version__
 
 
 class _Progress(BaseCallback):
@@ -76,6 +95,7 @@ class PreferenceRun:
         torch.set_num_threads(cfg.torch_threads)
         torch.manual_seed(cfg.seed)
         self.state = LoopState(**run.read_json(run.state)) if resume else LoopState()
+        self.state.code_version = self.state.code_version or code_version()
         self.rng = np.random.default_rng(cfg.seed)
         if self.state.rng:
             self.rng.bit_generator.state = self.state.rng
@@ -169,10 +189,17 @@ class PreferenceRun:
         with torch.no_grad():
             member_returns = self.ensemble.raw(obs, acts).sum(-1).numpy()  # (n_members, n_segments)
         candidates = self.buffer.sample_pairs(n_queries * self.cfg.oversample, self.rng)
+        asked = self.store.asked_pairs()
+        fresh = [(i, j) not in asked and (j, i) not in asked for i, j in
+                 ((segments[a].id, segments[b].id) for a, b in candidates)]
+        candidates = candidates[np.asarray(fresh, dtype=bool)]
         chosen = select_queries(member_returns, candidates, n_queries, self.cfg.query_selection, self.rng)
         splits = np.where(self.rng.random(len(chosen)) < VAL_FRACTION, "val", "train").tolist()
         pairs = [(segments[i], segments[j]) for i, j in chosen]
-        return self.store.add_queries(pairs, splits, self.state.round, self.ppo.num_timesteps)
+        ids, seg_ids = self.store.add_queries(pairs, splits, self.state.round, self.ppo.num_timesteps)
+        for (i, j), (a, b) in zip(chosen, seg_ids, strict=True):  # the buffer now knows which are stored
+            self.buffer[i], self.buffer[j] = segments[i].with_id(a), segments[j].with_id(b)
+        return ids
 
     def label_pending(self) -> None:
         """Have the (synchronous) labeler answer every pending comparison; answers are stored one by one."""
@@ -292,7 +319,7 @@ class PreferenceRun:
             "wall_time_s": state.wall_time_s, "env_steps_per_s": self.ppo.num_timesteps / max(state.wall_time_s, 1e-9),
             "ppo_time_s": state.ppo_time_s, "reward_fit_time_s": state.fit_time_s,
             "reward_fit_share": state.fit_time_s / max(state.wall_time_s, 1e-9),
-            "n_pretrain_env_steps": state.n_pretrain_env_steps,
+            "n_pretrain_env_steps": state.n_pretrain_env_steps, "code_version": state.code_version,
         }
         metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
         write_json_atomic(self.run_dir.metrics, metrics)

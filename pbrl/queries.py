@@ -31,12 +31,14 @@ def pair_preference_probs(member_returns: np.ndarray, pairs: np.ndarray) -> np.n
 def select_queries(
     member_returns: np.ndarray, candidates: np.ndarray, n_queries: int, method: str, rng: np.random.Generator
 ) -> np.ndarray:
-    """Keep ``n_queries`` of the ``candidates`` (n_candidates, 2) by ``method``. Returns (n_queries, 2).
+    """Keep ``n_queries`` distinct pairs of the ``candidates`` (n_candidates, 2) by ``method``. Returns (n, 2).
 
     ``member_returns`` (n_members, n_segments) are the members' predicted returns of every segment.
     """
     if method not in SELECTIONS:
         raise ValueError(f"query selection must be one of {', '.join(SELECTIONS)}, got {method!r}")
+    _, first = np.unique(np.sort(candidates, axis=1), axis=0, return_index=True)
+    candidates = candidates[np.sort(first)]  # each unordered pair once, in drawing order
     n_queries = min(n_queries, len(candidates))
     if method == "random":
         return candidates[rng.permutation(len(candidates))[:n_queries]]

@@ -113,6 +113,9 @@ class SegmentBuffer:
     def __getitem__(self, i: int) -> Segment:
         return self._segments[i]
 
+    def __setitem__(self, i: int, segment: Segment) -> None:
+        self._segments[i] = segment
+
     def extend(self, segments: Iterable[Segment]) -> None:
         self._segments.extend(segments)
 

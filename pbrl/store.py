@@ -127,10 +127,14 @@ class PreferenceStore:
 
     def add_queries(
         self, pairs: Sequence[tuple[Segment, Segment]], splits: Sequence[str], round_idx: int, policy_step: int
-    ) -> list[int]:
-        """Store the segments (those without an id yet) and a pending comparison per pair, in one transaction."""
+    ) -> tuple[list[int], list[tuple[int, int]]]:
+        """Store the segments (those without an id yet) and a pending comparison per pair, in one transaction.
+
+        Returns the comparison ids and, per pair, the ids of its two segments.
+        """
         now = time.time()
         ids: list[int] = []
+        seg_pairs: list[tuple[int, int]] = []
         new_segments: dict[int, Segment] = {}
         with self._tx() as c:
             saved: dict[int, int] = {}
@@ -157,9 +161,10 @@ class PreferenceStore:
                     (seg_ids[0], seg_ids[1], round_idx, policy_step, split, now),
                 )
                 ids.append(int(cur.lastrowid))  # type: ignore[arg-type]
+                seg_pairs.append((seg_ids[0], seg_ids[1]))
         # cached only once committed: a rolled-back id may be reused by another writer
         self._segment_cache.update({sid: seg.with_id(sid) for sid, seg in new_segments.items()})
-        return ids
+        return ids, seg_pairs
 
     def answer(
         self, comparison_id: int, label: float, labeler: str, response_s: float | None = None,
@@ -200,6 +205,10 @@ class PreferenceStore:
         rows = self._conn.execute(sql + (" WHERE status=?" if status else "") + " ORDER BY id",
                                   (status,) if status else ()).fetchall()
         return [Comparison(*r) for r in rows]
+
+    def asked_pairs(self) -> set[tuple[int, int]]:
+        """(first_id, second_id) of every comparison ever asked."""
+        return set(self._conn.execute("SELECT first_id, second_id FROM comparisons").fetchall())
 
     def segment(self, segment_id: int) -> Segment:
         if segment_id in self._segment_cache:

@@ -26,7 +26,8 @@ _CANDIDATES = np.array([_C, _B, _D, _A])  # deliberately not in score order
 
 
 def _all_pairs(n: int) -> np.ndarray:
-    return np.array([(i, j) for i in range(n) for j in range(n) if i != j])  # (n * (n - 1), 2)
+    """Every unordered pair once, in a random-looking orientation.  # (n * (n - 1) / 2, 2)"""
+    return np.array([(i, j) if (i + j) % 2 else (j, i) for i in range(n) for j in range(i + 1, n)])
 
 
 def _as_set(pairs: np.ndarray) -> set[tuple[int, int]]:
@@ -65,7 +66,7 @@ def test_disagreement_and_entropy_ignore_pair_order(swap):
 def test_disagreement_picks_highest_variance_random_ensemble(seed):
     rng = np.random.default_rng(seed)
     member_returns = rng.normal(scale=2.0, size=(4, 30))
-    candidates = _all_pairs(30)[rng.permutation(870)[:100]]
+    candidates = _all_pairs(30)[rng.permutation(435)[:100]]
     out = select_queries(member_returns, candidates, 10, "disagreement", rng)
     diff = member_returns[:, candidates[:, 0]] - member_returns[:, candidates[:, 1]]
     var = (1.0 / (1.0 + np.exp(-diff))).var(axis=0)
@@ -76,7 +77,7 @@ def test_disagreement_picks_highest_variance_random_ensemble(seed):
 def test_entropy_picks_mean_prediction_closest_to_half(seed):
     rng = np.random.default_rng(seed)
     member_returns = rng.normal(scale=2.0, size=(3, 30))
-    candidates = _all_pairs(30)[rng.permutation(870)[:100]]
+    candidates = _all_pairs(30)[rng.permutation(435)[:100]]
     out = select_queries(member_returns, candidates, 10, "entropy", rng)
     diff = member_returns[:, candidates[:, 0]] - member_returns[:, candidates[:, 1]]
     mean_p = (1.0 / (1.0 + np.exp(-diff))).mean(axis=0)
@@ -199,3 +200,12 @@ def test_schedule_initial_fraction():
 def test_schedule_invalid_raises(kwargs):
     with pytest.raises(ValueError):
         LabelSchedule(**kwargs)
+
+
+@pytest.mark.parametrize("method", ["disagreement", "entropy", "random"])
+def test_duplicate_candidates_are_asked_once(method):
+    """A pair drawn twice (in either order) among the candidates is never selected twice."""
+    member_returns = np.array([[0.0, 3.0, 1.0], [3.0, 0.0, 1.0]])
+    candidates = np.array([[0, 1], [1, 0], [0, 1], [0, 2], [1, 2]])
+    chosen = select_queries(member_returns, candidates, 3, method, np.random.default_rng(0))
+    assert len({tuple(sorted(p)) for p in chosen.tolist()}) == len(chosen) == 3

@@ -51,7 +51,7 @@ def test_store_survives_close_and_reopen(tmp_path):
     path = tmp_path / "prefs.sqlite"
     segs = [_segment(rng, episode=i, env_step=10 * i, with_states=i != 3) for i in range(4)]
     with PreferenceStore(path) as store:
-        ids = store.add_queries([(segs[0], segs[1]), (segs[2], segs[3])], ["train", "val"], round_idx=3,
+        ids, _ = store.add_queries([(segs[0], segs[1]), (segs[2], segs[3])], ["train", "val"], round_idx=3,
                                 policy_step=500)
         store.answer(ids[0], 1.0, "synthetic")
         store.answer(ids[1], 0.5, "alice", response_s=2.5, swapped=True)
@@ -79,7 +79,7 @@ def test_pending_comparison_answered_after_reopen(tmp_path):
     rng = np.random.default_rng(1)
     path = tmp_path / "prefs.sqlite"
     with PreferenceStore(path) as store:
-        (cid,) = store.add_queries([(_segment(rng), _segment(rng))], ["train"], 0, 0)
+        (cid,), _ = store.add_queries([(_segment(rng), _segment(rng))], ["train"], 0, 0)
     with PreferenceStore(path) as store:
         assert store.counts().n_pending == 1
         store.answer(cid, 0.0, "bob")
@@ -96,7 +96,7 @@ def test_segment_unknown_id_raises(tmp_path):
 def test_answer_non_pending_raises_key_error(tmp_path, first_label):
     rng = np.random.default_rng(2)
     with PreferenceStore(tmp_path / "p.sqlite") as store:
-        (cid,) = store.add_queries([(_segment(rng), _segment(rng))], ["train"], 0, 0)
+        (cid,), _ = store.add_queries([(_segment(rng), _segment(rng))], ["train"], 0, 0)
         store.answer(cid, first_label, "synthetic")
         with pytest.raises(KeyError):
             store.answer(cid, 1.0, "synthetic")  # already answered
@@ -115,7 +115,7 @@ def test_answer_non_pending_raises_key_error(tmp_path, first_label):
 def test_answer_rejects_invalid_label(tmp_path, label):
     rng = np.random.default_rng(3)
     with PreferenceStore(tmp_path / "p.sqlite") as store:
-        (cid,) = store.add_queries([(_segment(rng), _segment(rng))], ["train"], 0, 0)
+        (cid,), _ = store.add_queries([(_segment(rng), _segment(rng))], ["train"], 0, 0)
         with pytest.raises(ValueError, match="label"):
             store.answer(cid, label, "synthetic")
         assert store.comparisons()[0].status == "pending"  # nothing written
@@ -126,7 +126,7 @@ def test_nan_marks_incomparable_and_excluded_from_labelled(tmp_path):
     rng = np.random.default_rng(4)
     with PreferenceStore(tmp_path / "p.sqlite") as store:
         pairs = [(_segment(rng), _segment(rng)) for _ in range(3)]
-        ids = store.add_queries(pairs, ["train"] * 3, 0, 0)
+        ids, _ = store.add_queries(pairs, ["train"] * 3, 0, 0)
         store.answer_many(ids, np.array([1.0, np.nan, 0.0]), "synthetic")
         assert [c.status for c in store.comparisons()] == ["answered", "incomparable", "answered"]
         comps, seg_pairs = store.labelled()
@@ -141,7 +141,7 @@ def test_counts(tmp_path):
     with PreferenceStore(tmp_path / "p.sqlite") as store:
         assert store.counts() == StoreCounts(0, 0, 0, 0)
         pairs = [(_segment(rng), _segment(rng)) for _ in range(6)]
-        ids = store.add_queries(pairs, ["train", "val"] * 3, 0, 0)
+        ids, _ = store.add_queries(pairs, ["train", "val"] * 3, 0, 0)
         assert store.counts() == StoreCounts(n_labels=0, n_pending=6, n_incomparable=0, n_asked=6)
         store.answer(ids[0], 1.0, "a")
         store.answer(ids[1], 0.5, "a")
@@ -160,8 +160,8 @@ def test_labelled_max_labels_keeps_most_recent(tmp_path, max_labels, expected_sl
         ids = []
         for round_idx in range(3):  # asked over several rounds
             ids += store.add_queries([(_segment(rng), _segment(rng)) for _ in range(2)], ["train", "train"],
-                                     round_idx, 100 * round_idx)
-        pending = store.add_queries([(_segment(rng), _segment(rng))], ["train"], 3, 300)  # never answered
+                                     round_idx, 100 * round_idx)[0]
+        pending, _ = store.add_queries([(_segment(rng), _segment(rng))], ["train"], 3, 300)  # never answered
         for cid in ids:
             store.answer(cid, 1.0, "synthetic")
         comps, pairs = store.labelled(max_labels=max_labels)
@@ -175,9 +175,10 @@ def test_segment_shared_by_two_pairs_stored_once(tmp_path):
     path = tmp_path / "p.sqlite"
     shared, a, b = _segment(rng), _segment(rng), _segment(rng)
     with PreferenceStore(path) as store:
-        ids = store.add_queries([(shared, a), (b, shared)], ["train", "val"], 0, 0)
+        ids, seg_ids = store.add_queries([(shared, a), (b, shared)], ["train", "val"], 0, 0)
         c0, c1 = store.comparisons()
         assert [c0.id, c1.id] == ids
+        assert seg_ids == [(c0.first_id, c0.second_id), (c1.first_id, c1.second_id)]
         assert c0.first_id == c1.second_id
         assert len({c0.first_id, c0.second_id, c1.first_id}) == 3
     assert _row_counts(path) == (3, 2)
