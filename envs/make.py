@@ -79,7 +79,8 @@ def make_env(env_id: str, seed: int | None = None, render_mode: str | None = Non
         )
     if not isinstance(env.action_space, gym.spaces.Box | gym.spaces.Discrete):
         env.close()
-        raise EnvSpecError(f"{env_id!r} has a {type(env.action_space).__name__} action space; pbrl supports Box and Discrete")
+        kind = type(env.action_space).__name__
+        raise EnvSpecError(f"{env_id!r} has a {kind} action space; pbrl supports Box and Discrete")
     if "terminate_when_unhealthy" not in kwargs and spec.max_episode_steps is not None:
         env = FrozenTerminalState(env)
     env = TrueRewardInInfo(env)

@@ -32,10 +32,12 @@ LABELERS = ("synthetic",)
 class TrainConfig:
     """Everything that defines a run; saved as config.json in the run directory."""
 
-    env_id: str = _f("Hopper-v5", "Gymnasium env id (state observations; MuJoCo v5 envs have tuned defaults)", flag="--env")
-    reward: str = _f("learned", "what PPO optimises: 'learned' (from preferences) or 'true' (the env's reward)",
+    env_id: str = _f("Hopper-v5", "Gymnasium env id (state observations; MuJoCo v5 envs have tuned defaults)",
+                     flag="--env")
+    reward: str = _f("learned", "what PPO optimises: 'learned' (from preferences) or 'true' (the env reward)",
                      choices=REWARDS)
-    labeler: str = _f("synthetic", "who answers queries: 'synthetic' (oracle on true segment returns)", choices=LABELERS)
+    labeler: str = _f("synthetic", "who answers queries: 'synthetic' (oracle on true segment returns)",
+                      choices=LABELERS)
     n_labels: int = _f(700, "label budget: total comparisons asked for over the run")
     total_timesteps: int = _f(1_000_000, "PPO agent steps")
     seed: int = _f(0, "seed for the env, PPO, the reward ensemble and query sampling")
@@ -123,6 +125,16 @@ class TrainConfig:
             self.teacher()
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if self.ppo is not None:
+            for key in ("n_steps", "batch_size", "n_epochs"):
+                if not isinstance(self.ppo.get(key), int) or self.ppo[key] <= 0:
+                    raise ConfigError(f"PPO {key} must be a positive integer, got {self.ppo.get(key)!r}")
+            n_envs = self.n_envs or int(self.ppo.get("n_envs", 1))
+            if self.total_timesteps < self.ppo["n_steps"] * n_envs:
+                raise ConfigError(
+                    f"--total-timesteps {self.total_timesteps} is less than one PPO rollout "
+                    f"({self.ppo['n_steps']} steps x {n_envs} envs); raise it or pass --ppo n_steps=N"
+                )
 
     def teacher(self):
         from pbrl.labelers import TeacherConfig
@@ -140,7 +152,11 @@ class TrainConfig:
 
     @staticmethod
     def load(path: str | Path) -> TrainConfig:
-        data = json.loads(Path(path).read_text())
+        return TrainConfig.from_json(Path(path).read_text())
+
+    @staticmethod
+    def from_json(text: str) -> TrainConfig:
+        data = json.loads(text)
         if data.get("teacher_beta") is None:
             data["teacher_beta"] = math.inf
         known = {f.name for f in dataclasses.fields(TrainConfig)}

@@ -228,7 +228,8 @@ class PreferenceRun:
         if data is None or n_epochs == 0:
             return None
         t0 = time.perf_counter()
-        self.ensemble.fit_input_stats(data.obs.reshape(-1, *data.obs.shape[3:]), data.acts.reshape(-1, data.acts.shape[-1]))
+        self.ensemble.fit_input_stats(data.obs.reshape(-1, *data.obs.shape[3:]),
+                                      data.acts.reshape(-1, data.acts.shape[-1]))
         stats = self.trainer.fit(data, n_epochs)
         obs, acts = stack(self.buffer.segments())
         self.ensemble.fit_output_stats(obs.reshape(-1, *obs.shape[2:]), acts.reshape(-1, acts.shape[-1]))
@@ -262,7 +263,8 @@ class PreferenceRun:
         self.ppo.save(str(run.policy))
         self.venv.save(str(run.vecnormalize))
         if self.ensemble is not None and self.trainer is not None:
-            self.ensemble.save(run.reward_model, {"optimizer": self.trainer.optimizer.state_dict(), "l2": self.trainer.l2})
+            extra = {"optimizer": self.trainer.optimizer.state_dict(), "l2": self.trainer.l2}
+            self.ensemble.save(run.reward_model, extra)
         self.state.num_timesteps = self.ppo.num_timesteps
         self.state.return_normalizer = self.ppo.return_normalizer.state_dict()  # type: ignore[union-attr]
         self.state.rng = self.rng.bit_generator.state
@@ -270,11 +272,11 @@ class PreferenceRun:
 
     # -- the loop ----------------------------------------------------------------------------------------
 
-    def run(self, progress: bool = True) -> dict[str, Any]:
+    def run(self, progress: bool = True, position: int | None = None) -> dict[str, Any]:
         cfg, state = self.cfg, self.state
         start = time.perf_counter() - state.wall_time_s
         bar = tqdm(total=cfg.total_timesteps, initial=self.ppo.num_timesteps, unit="step", disable=not progress,
-                   dynamic_ncols=True, desc=f"{cfg.env_id} {cfg.reward}")
+                   dynamic_ncols=True, desc=f"{cfg.env_id} {cfg.reward}", position=position)
         # ---- 1. labels on the untrained policy, then pretrain the reward model
         if cfg.learned and not state.pretrained:
             self.collect_initial_segments()

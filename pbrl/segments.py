@@ -1,4 +1,4 @@
-"""Segments: short pieces of behaviour cut from the rollouts PPO already collects, and the bounded buffer of recent ones.
+"""Segments: short pieces of behaviour cut from the rollouts PPO already collects, and a bounded buffer of them.
 
 A ``Segment`` owns its arrays (copies, never views into a rollout), so keeping one alive keeps nothing else alive.
 ``cut_segments`` splits a recorded rollout into non-overlapping segments that never cross an episode boundary;

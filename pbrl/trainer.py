@@ -79,7 +79,9 @@ class RewardTrainer:
         loss = bradley_terry_loss(r[..., 0], r[..., 1], labels).mean().item()
         diff = (r[..., 0] - r[..., 1]).mean(0).numpy()  # (P,)
         decided = data.labels[idx] != 0.5
-        acc = float(np.mean((diff[decided] > 0) == (data.labels[idx][decided] > 0.5))) if decided.any() else float("nan")
+        if not decided.any():
+            return loss, float("nan")
+        acc = float(np.mean((diff[decided] > 0) == (data.labels[idx][decided] > 0.5)))
         return loss, acc
 
     def fit(self, data: PreferenceDataset, n_epochs: int) -> FitStats:

@@ -1,0 +1,87 @@
+"""The command line: bad input gets one clear line and a non-zero exit, and an existing run is left untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pbrl.cli import main
+
+TINY = ["--env", "Pendulum-v1", "--n-labels", "10", "--total-timesteps", "256", "--label-interval", "128",
+        "--segment-length", "10", "--pretrain-epochs", "2", "--fit-epochs", "1", "--eval-episodes", "1",
+        "--reward-hidden", "8", "--no-progress", "--ppo", "n_steps=64", "--ppo", "batch_size=32",
+        "--ppo", "n_epochs=1"]
+
+
+def _snapshot(path: Path) -> dict[str, str]:
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--run-dir", str(run), *TINY]) == 0
+    return run
+
+
+def _fails_with_one_line(capsys, argv, message) -> None:
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert len(err) == 1 and message in err[0], err
+    assert "Traceback" not in err[0]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--env", "Hoper-v5"], "unknown env id 'Hoper-v5'"),
+    (["--env", "ALE/Pong-v5"], "image observations"),
+    (["--n-labels", "0"], "--n-labels must be a positive number"),
+    (["--n-labels", "-5"], "--n-labels must be a positive number"),
+    (["--total-timesteps", "0"], "--total-timesteps must be a positive number"),
+    (["--segment-length", "0"], "--segment-length must be a positive number"),
+    (["--teacher-gamma", "1.5"], "teacher gamma must be in (0, 1]"),
+    (["--total-timesteps", "100"], "less than one PPO rollout"),
+    (["--ppo", "n_stepz=5"], "--ppo takes KEY=VALUE"),
+    (["--ppo", "n_steps=0"], "PPO n_steps must be a positive integer"),
+])
+def test_bad_train_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
+    run = tmp_path / "new-run"
+    _fails_with_one_line(capsys, ["train", "--run-dir", str(run), *argv], message)
+    assert not run.exists()
+
+
+def test_existing_run_dir_without_resume_is_refused_and_unchanged(finished_run, capsys):
+    before = _snapshot(finished_run)
+    _fails_with_one_line(capsys, ["train", "--run-dir", str(finished_run), *TINY], "pass --resume")
+    assert _snapshot(finished_run) == before
+
+
+def test_resume_of_a_dir_without_a_run(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not a run")
+    before = _snapshot(tmp_path)
+    _fails_with_one_line(capsys, ["train", "--resume", "--run-dir", str(tmp_path)], "holds no pbrl run")
+    _fails_with_one_line(capsys, ["train", "--resume", "--run-dir", str(tmp_path / "missing")], "holds no pbrl run")
+    assert _snapshot(tmp_path) == before
+
+
+def test_status_and_eval_of_a_finished_run(finished_run, capsys):
+    assert main(["status", "--run-dir", str(finished_run)]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["timesteps"] == 256 and status["n_labels"] == 10 and status["n_pending"] == 0
+    assert status["finished"] and status["label_budget"] == 10
+    assert main(["eval", "--run-dir", str(finished_run), "--episodes", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_eval_episodes"] == 2 and len(result["returns"]) == 2
+
+
+def test_a_real_process_prints_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pbrl.cli", "train", "--run-dir", str(tmp_path / "r"),
+                           "--env", "NoSuchEnv-v0"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "unknown env id" in proc.stderr
