@@ -84,14 +84,15 @@ def test_resume_continues_where_the_run_stopped(tiny_config, monkeypatch):
 
 @pytest.mark.slow
 def test_learned_reward_agent_beats_a_random_policy(tiny_config):
-    """A short Reacher run from 100 synthetic labels ends with a higher true return than random actions."""
-    cfg = tiny_config(env_id="Reacher-v5", total_timesteps=40_960, n_labels=100, segment_length=25,
-                      segment_buffer_size=400, label_interval=5120, pretrain_epochs=100, fit_epochs=5,
-                      reward_hidden=64, eval_episodes=20, ppo=None)
+    """HalfCheetah from 60 synthetic labels and 30k PPO steps runs forward; random actions do not."""
+    cfg = tiny_config(env_id="HalfCheetah-v5", total_timesteps=30_720, n_labels=60, segment_length=50,
+                      segment_buffer_size=300, label_interval=5120, pretrain_epochs=100, fit_epochs=5,
+                      reward_hidden=64, eval_episodes=3, ppo=None)
     cfg.resolve()
     run = _start(cfg)
     session = PreferenceRun(cfg, run, resume=False)
     metrics = session.run(progress=False)
     session.close()
-    random_mean = float(np.mean(random_returns("Reacher-v5", 20, seed=123)))
-    assert metrics["eval_true_return_mean"] > random_mean + 1.0, (metrics["eval_true_return_mean"], random_mean)
+    random_mean = float(np.mean(random_returns("HalfCheetah-v5", 3, seed=123)))
+    assert metrics["learned_true_return_corr"] > 0.8
+    assert metrics["eval_true_return_mean"] > random_mean + 100.0, (metrics["eval_true_return_mean"], random_mean)
