@@ -129,9 +129,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     import numpy as np
-    from stable_baselines3.common.vec_env import VecNormalize
 
-    from pbrl.evaluation import true_returns
+    from pbrl.evaluation import load_obs_rms, true_returns
     from pbrl.rollout import RelabelingPPO
 
     run = RunDir(args.run_dir)
@@ -140,11 +139,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"--episodes must be a positive number, got {args.episodes}")
     cfg = TrainConfig.load(run.config)
     model = RelabelingPPO.load(str(run.policy), device="cpu")
-    import pickle
-
-    with open(run.vecnormalize, "rb") as fh:
-        obs_rms = pickle.load(fh).obs_rms if cfg.ppo.get("normalize", True) else None
-    del VecNormalize
+    obs_rms = load_obs_rms(run.vecnormalize) if cfg.ppo.get("normalize", True) else None
     rets = true_returns(model, cfg.env_id, args.episodes, cfg.seed + 20_000, obs_rms, deterministic=not args.stochastic)
     print(json.dumps({"env_id": cfg.env_id, "reward": cfg.reward, "n_eval_episodes": len(rets),
                       "eval_true_return_mean": float(np.mean(rets)), "eval_true_return_std": float(np.std(rets)),

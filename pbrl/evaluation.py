@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -14,6 +16,12 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from pbrl.envs import make_env
 from pbrl.reward_model import RewardEnsemble
 from pbrl.segments import Segment, stack
+
+
+def load_obs_rms(path: str | Path) -> RunningMeanStd:
+    """The observation statistics saved with a run's VecNormalize (what ``VecNormalize.load`` unpickles)."""
+    with open(path, "rb") as fh:
+        return pickle.load(fh).obs_rms
 
 
 def eval_venv(env_id: str, seed: int, obs_rms: RunningMeanStd | None) -> VecNormalize:
