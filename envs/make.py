@@ -59,16 +59,22 @@ def validate_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
     return spec
 
 
-def make_env(env_id: str, seed: int | None = None, render_mode: str | None = None) -> gym.Env:
+def make_env(env_id: str, seed: int | None = None, render_mode: str | None = None,
+             max_episode_steps: int | None = None) -> gym.Env:
     """Build ``env_id`` for pbrl, in this order:
 
-    1. ``gym.make`` with the fixed-length / no-torque-penalty kwargs of ``_MUJOCO_KWARGS`` where they apply;
+    1. ``gym.make`` with the fixed-length / no-torque-penalty kwargs of ``_MUJOCO_KWARGS`` where they apply,
+       and ``max_episode_steps`` (the fixed episode length) when given instead of the registered time limit;
     2. ``FrozenTerminalState`` for any env that can still terminate early (episodes run to the time limit);
     3. ``TrueRewardInInfo``: the oracle's reward is copied to ``info["true_reward"]``;
     4. ``RecordSimulatorState`` for MuJoCo envs: ``info["pbrl_state"]`` holds qpos/qvel for re-rendering clips.
     """
-    spec = validate_env_id(env_id)
+    validate_env_id(env_id)
     kwargs = dict(_MUJOCO_KWARGS.get(_base_name(env_id), {}))
+    if max_episode_steps is not None:
+        if max_episode_steps < 1:
+            raise EnvSpecError(f"episode length must be >= 1, got {max_episode_steps}")
+        kwargs["max_episode_steps"] = max_episode_steps
     env = gym.make(env_id, render_mode=render_mode, **kwargs)
     obs_space = env.observation_space
     if isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) >= 2:
@@ -81,7 +87,7 @@ def make_env(env_id: str, seed: int | None = None, render_mode: str | None = Non
         env.close()
         kind = type(env.action_space).__name__
         raise EnvSpecError(f"{env_id!r} has a {kind} action space; pbrl supports Box and Discrete")
-    if "terminate_when_unhealthy" not in kwargs and spec.max_episode_steps is not None:
+    if "terminate_when_unhealthy" not in kwargs and env.spec is not None and env.spec.max_episode_steps:
         env = FrozenTerminalState(env)
     env = TrueRewardInInfo(env)
     if hasattr(env.unwrapped, "data") and hasattr(env.unwrapped, "model"):

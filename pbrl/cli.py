@@ -107,7 +107,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.ppo = _ppo_overrides(cfg.env_id, args.ppo)
         cfg.validate()
         try:
-            make_env(cfg.env_id).close()  # unknown ids and unsupported spaces fail here, before anything is written
+            # unknown ids and unsupported spaces fail here, before anything is written
+            make_env(cfg.env_id, max_episode_steps=cfg.episode_steps).close()
         except EnvSpecError as exc:
             raise UsageError(str(exc)) from None
         cfg.resolve()
@@ -140,7 +141,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = TrainConfig.load(run.config)
     model = RelabelingPPO.load(str(run.policy), device="cpu")
     obs_rms = load_obs_rms(run.vecnormalize) if cfg.ppo.get("normalize", True) else None
-    rets = true_returns(model, cfg.env_id, args.episodes, cfg.seed + 20_000, obs_rms, deterministic=not args.stochastic)
+    rets = true_returns(model, cfg.env_id, args.episodes, cfg.seed + 20_000, obs_rms,
+                        deterministic=not args.stochastic, max_episode_steps=cfg.episode_steps)
     print(json.dumps({"env_id": cfg.env_id, "reward": cfg.reward, "n_eval_episodes": len(rets),
                       "eval_true_return_mean": float(np.mean(rets)), "eval_true_return_std": float(np.std(rets)),
                       "returns": [round(float(r), 3) for r in rets]}, indent=2))

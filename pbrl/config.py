@@ -41,6 +41,7 @@ class TrainConfig:
     n_labels: int = _f(700, "label budget: total comparisons asked for over the run")
     total_timesteps: int = _f(1_000_000, "PPO agent steps")
     seed: int = _f(0, "seed for the env, PPO, the reward ensemble and query sampling")
+    max_episode_steps: int = _f(0, "fixed episode length in agent steps (0 = the env's registered time limit)")
     run_dir: str = _f("runs/default", "where the run's config, labels, checkpoints, logs and metrics live")
 
     # segments and queries
@@ -80,6 +81,11 @@ class TrainConfig:
         return self.reward == "learned"
 
     @property
+    def episode_steps(self) -> int | None:
+        """The fixed episode length asked for, or None for the env's own time limit."""
+        return self.max_episode_steps or None
+
+    @property
     def rollout_size(self) -> int:
         return int(self.ppo["n_steps"]) * self.n_envs
 
@@ -108,7 +114,7 @@ class TrainConfig:
             if value <= 0:
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{flag} must be a positive number, got {value}")
-        for name in ("pretrain_epochs", "fit_epochs", "max_labels_used", "n_envs"):
+        for name in ("pretrain_epochs", "fit_epochs", "max_labels_used", "n_envs", "max_episode_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.segment_buffer_size < 2:

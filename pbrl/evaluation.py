@@ -24,9 +24,11 @@ def load_obs_rms(path: str | Path) -> RunningMeanStd:
         return pickle.load(fh).obs_rms
 
 
-def eval_venv(env_id: str, seed: int, obs_rms: RunningMeanStd | None) -> VecNormalize:
+def eval_venv(env_id: str, seed: int, obs_rms: RunningMeanStd | None, max_episode_steps: int | None = None
+              ) -> VecNormalize:
     """One env copy with the training run's observation statistics, frozen."""
-    venv = VecNormalize(DummyVecEnv([lambda: Monitor(make_env(env_id, seed=seed))]), training=False,
+    env_fn = lambda: Monitor(make_env(env_id, seed=seed, max_episode_steps=max_episode_steps))  # noqa: E731
+    venv = VecNormalize(DummyVecEnv([env_fn]), training=False,
                         norm_obs=obs_rms is not None, norm_reward=False)
     if obs_rms is not None:
         venv.obs_rms = obs_rms
@@ -34,9 +36,10 @@ def eval_venv(env_id: str, seed: int, obs_rms: RunningMeanStd | None) -> VecNorm
 
 
 def true_returns(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int,
-                 obs_rms: RunningMeanStd | None, deterministic: bool = True) -> np.ndarray:
+                 obs_rms: RunningMeanStd | None, deterministic: bool = True,
+                 max_episode_steps: int | None = None) -> np.ndarray:
     """True (oracle) returns of ``n_episodes`` of ``model``'s policy.  # (n_episodes,)"""
-    venv = eval_venv(env_id, seed, obs_rms)
+    venv = eval_venv(env_id, seed, obs_rms, max_episode_steps)
     try:
         rets, _ = evaluate_policy(model, venv, n_eval_episodes=n_episodes, deterministic=deterministic,
                                   return_episode_rewards=True)
@@ -45,9 +48,9 @@ def true_returns(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int,
     return np.asarray(rets, dtype=np.float64)
 
 
-def random_returns(env_id: str, n_episodes: int, seed: int) -> np.ndarray:
+def random_returns(env_id: str, n_episodes: int, seed: int, max_episode_steps: int | None = None) -> np.ndarray:
     """True returns of a uniformly random policy.  # (n_episodes,)"""
-    env = make_env(env_id, seed=seed)
+    env = make_env(env_id, seed=seed, max_episode_steps=max_episode_steps)
     rets = []
     for _ in range(n_episodes):
         env.reset()

@@ -105,7 +105,8 @@ class PreferenceRun:
         capacity = max(cfg.ppo["n_steps"], self.n_initial_steps if cfg.learned else 0)
 
         # -- env: Monitor(make_env) x n_envs -> DummyVecEnv -> RolloutRecorder (raw steps) -> VecNormalize (obs)
-        fns = [lambda i=i: Monitor(make_env(cfg.env_id, seed=cfg.seed + i)) for i in range(cfg.n_envs)]
+        fns = [lambda i=i: Monitor(make_env(cfg.env_id, seed=cfg.seed + i, max_episode_steps=cfg.episode_steps))
+               for i in range(cfg.n_envs)]
         self.recorder = RolloutRecorder(DummyVecEnv(fns), capacity)
         if resume:
             self.venv = VecNormalize.load(str(run.vecnormalize), self.recorder)
@@ -308,7 +309,8 @@ class PreferenceRun:
     def finish(self) -> dict[str, Any]:
         """Evaluate the final policy on the true reward and write metrics.json."""
         cfg, state = self.cfg, self.state
-        rets = true_returns(self.ppo, cfg.env_id, cfg.eval_episodes, cfg.seed + 10_000, self.venv.obs_rms)
+        rets = true_returns(self.ppo, cfg.env_id, cfg.eval_episodes, cfg.seed + 10_000, self.venv.obs_rms,
+                            max_episode_steps=cfg.episode_steps)
         counts = self.store.counts()
         metrics = {
             "env_id": cfg.env_id, "reward": cfg.reward, "labeler": cfg.labeler if cfg.learned else None,

@@ -69,3 +69,8 @@ def test_mujoco_state_recorded_for_rendering():
 def test_bad_env_ids_raise_one_clear_error(env_id, message):
     with pytest.raises(EnvSpecError, match=message):
         make_env(env_id)
+
+
+@pytest.mark.parametrize("env_id, steps", [("Hopper-v5", 120), ("CartPole-v1", 60), ("Pendulum-v1", 30)])
+def test_fixed_episode_length_knob(env_id, steps):
+    assert _episode_length(make_env(env_id, seed=0, max_episode_steps=steps)) == steps
