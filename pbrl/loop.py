@@ -276,7 +276,9 @@ class PreferenceRun:
     def run(self, progress: bool = True, position: int | None = None) -> dict[str, Any]:
         cfg, state = self.cfg, self.state
         start = time.perf_counter() - state.wall_time_s
-        bar = tqdm(total=cfg.total_timesteps, initial=self.ppo.num_timesteps, unit="step", disable=not progress,
+        # PPO runs whole rollouts, so the run ends at the first rollout boundary at or past total_timesteps
+        last_step = math.ceil(cfg.total_timesteps / cfg.rollout_size) * cfg.rollout_size
+        bar = tqdm(total=last_step, initial=self.ppo.num_timesteps, unit="step", disable=not progress,
                    dynamic_ncols=True, desc=f"{cfg.env_id} {cfg.reward}", position=position)
         # ---- 1. labels on the untrained policy, then pretrain the reward model
         if cfg.learned and not state.pretrained:
