@@ -112,10 +112,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         except EnvSpecError as exc:
             raise UsageError(str(exc)) from None
         cfg.resolve()
-        run.check_new()
-        run.path.mkdir(parents=True, exist_ok=True)
-        cfg.save(run.config)
-    session = PreferenceRun(cfg, run, resume=args.resume)
+    session = PreferenceRun(cfg, run, resume=True) if args.resume else PreferenceRun.create(cfg)
     try:
         metrics = session.run(progress=not args.no_progress)
     except KeyboardInterrupt:
@@ -182,11 +179,7 @@ DEMO = {"env_id": "HalfCheetah-v5", "total_timesteps": 100_000, "n_labels": 200}
 def _demo_worker(cfg_json: str, position: int) -> dict[str, Any]:
     from pbrl.loop import PreferenceRun
 
-    cfg = TrainConfig.from_json(cfg_json)
-    run = RunDir(cfg.run_dir)
-    run.path.mkdir(parents=True)
-    cfg.save(run.config)
-    session = PreferenceRun(cfg, run, resume=False)
+    session = PreferenceRun.create(TrainConfig.from_json(cfg_json))
     try:
         return session.run(progress=True, position=position)
     finally:

@@ -131,6 +131,15 @@ class PreferenceRun:
             self.ppo.reward_fn = self._learned_reward
         self.episode_length = int(self.venv.get_attr("spec")[0].max_episode_steps or 1000)
 
+    @classmethod
+    def create(cls, cfg: TrainConfig, labeler: Labeler | None = None) -> PreferenceRun:
+        """Start a new run in ``cfg.run_dir`` (which must not hold anything yet): save its config, build it."""
+        run = RunDir(cfg.run_dir)
+        run.check_new()
+        run.path.mkdir(parents=True, exist_ok=True)
+        cfg.save(run.config)
+        return cls(cfg, run, resume=False, labeler=labeler)
+
     # -- construction ------------------------------------------------------------------------------------
 
     def _build_ppo(self, resume: bool) -> RelabelingPPO:

@@ -21,6 +21,7 @@ from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
+from pbrl.envs.make import obs_action_dims
 from pbrl.envs.wrappers import STATE_KEY
 from pbrl.segments import RolloutRecord
 
@@ -43,8 +44,7 @@ class RolloutRecorder(VecEnvWrapper):
         self.capacity = capacity
         n = venv.num_envs
         self._obs = np.zeros((capacity, n, *venv.observation_space.shape), dtype=venv.observation_space.dtype)
-        act_dim = int(venv.action_space.n) if isinstance(venv.action_space, gym.spaces.Discrete) else int(
-            np.prod(venv.action_space.shape))
+        _, act_dim = obs_action_dims(venv.observation_space, venv.action_space)
         self._acts = np.zeros((capacity, n, act_dim), dtype=np.float32)
         self._rews = np.zeros((capacity, n), dtype=np.float32)
         self._dones = np.zeros((capacity, n), dtype=bool)

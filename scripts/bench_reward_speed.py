@@ -23,15 +23,10 @@ from pathlib import Path
 
 from pbrl.config import TrainConfig
 from pbrl.loop import PreferenceRun
-from pbrl.run_dir import RunDir
 
 
 def _session(root: Path, name: str, **fields) -> PreferenceRun:
-    cfg = TrainConfig(run_dir=str(root / name), **fields).resolve()
-    run = RunDir(cfg.run_dir)
-    run.path.mkdir(parents=True)
-    cfg.save(run.config)
-    return PreferenceRun(cfg, run, resume=False)
+    return PreferenceRun.create(TrainConfig(run_dir=str(root / name), **fields).resolve())
 
 
 def ppo_path(env: str, steps: int, repeats: int, seed: int) -> dict:

@@ -9,22 +9,13 @@ import pytest
 
 from pbrl.evaluation import random_returns
 from pbrl.loop import PreferenceRun
-from pbrl.run_dir import RunDir
 from pbrl.store import PreferenceStore
-
-
-def _start(cfg) -> RunDir:
-    run = RunDir(cfg.run_dir)
-    run.check_new()
-    run.path.mkdir(parents=True)
-    cfg.save(run.config)
-    return run
 
 
 def test_run_spends_the_budget_and_writes_metrics(tiny_config):
     cfg = tiny_config()
-    run = _start(cfg)
-    session = PreferenceRun(cfg, run, resume=False)
+    session = PreferenceRun.create(cfg)
+    run = session.run_dir
     metrics = session.run(progress=False)
     session.close()
     assert metrics["n_labels"] == cfg.n_labels and metrics["total_timesteps"] == cfg.total_timesteps
@@ -39,8 +30,8 @@ def test_run_spends_the_budget_and_writes_metrics(tiny_config):
 
 def test_true_reward_run_asks_no_labels(tiny_config):
     cfg = tiny_config(reward="true")
-    run = _start(cfg)
-    session = PreferenceRun(cfg, run, resume=False)
+    session = PreferenceRun.create(cfg)
+    run = session.run_dir
     metrics = session.run(progress=False)
     session.close()
     assert metrics["n_labels"] == 0 and metrics["reward"] == "true"
@@ -49,8 +40,8 @@ def test_true_reward_run_asks_no_labels(tiny_config):
 
 def test_resume_continues_where_the_run_stopped(tiny_config, monkeypatch):
     cfg = tiny_config()
-    run = _start(cfg)
-    session = PreferenceRun(cfg, run, resume=False)
+    session = PreferenceRun.create(cfg)
+    run = session.run_dir
     original = PreferenceRun.log_round
 
     def stop_in_round_two(self):
@@ -89,8 +80,7 @@ def test_learned_reward_agent_beats_a_random_policy(tiny_config):
                       segment_buffer_size=300, label_interval=5120, pretrain_epochs=100, fit_epochs=5,
                       reward_hidden=64, eval_episodes=3, ppo=None)
     cfg.resolve()
-    run = _start(cfg)
-    session = PreferenceRun(cfg, run, resume=False)
+    session = PreferenceRun.create(cfg)
     metrics = session.run(progress=False)
     session.close()
     random_mean = float(np.mean(random_returns("HalfCheetah-v5", 3, seed=123)))
