@@ -85,3 +85,17 @@ def test_a_real_process_prints_no_traceback(tmp_path):
                            "--env", "NoSuchEnv-v0"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "unknown env id" in proc.stderr
+
+
+def test_demo_compares_learned_true_and_random(tmp_path, capsys):
+    """The README's main command, shrunk: both agents train in their own processes and the table is printed."""
+    root = tmp_path / "demo"
+    assert main(["demo", "--run-dir", str(root), "--env", "Pendulum-v1", "--total-timesteps", "2048",
+                 "--n-labels", "10", "--eval-episodes", "1"]) == 0
+    out = capsys.readouterr().out
+    for row in ("random actions", "PPO on the learned reward", "PPO on the true reward"):
+        assert row in out
+    for reward in ("learned", "true"):
+        metrics = json.loads((root / reward / "metrics.json").read_text())
+        assert metrics["reward"] == reward and metrics["total_timesteps"] == 2048
+    _fails_with_one_line(capsys, ["demo", "--run-dir", str(root)], "already holds")
