@@ -90,8 +90,17 @@ def _ppo_overrides(env_id: str, items: list[str]) -> dict[str, Any]:
     return ppo
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _check_env(env_id: str, max_episode_steps: int | None) -> None:
+    """Build the env once, so unknown ids and unsupported spaces fail as one line before anything is written."""
     from pbrl.envs import EnvSpecError, make_env
+
+    try:
+        make_env(env_id, max_episode_steps=max_episode_steps).close()
+    except EnvSpecError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     from pbrl.loop import PreferenceRun
 
     run = RunDir(args.run_dir)
@@ -106,11 +115,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = TrainConfig(run_dir=args.run_dir, **given)
         cfg.ppo = _ppo_overrides(cfg.env_id, args.ppo)
         cfg.validate()
-        try:
-            # unknown ids and unsupported spaces fail here, before anything is written
-            make_env(cfg.env_id, max_episode_steps=cfg.episode_steps).close()
-        except EnvSpecError as exc:
-            raise UsageError(str(exc)) from None
+        _check_env(cfg.env_id, cfg.episode_steps)
         cfg.resolve()
     session = PreferenceRun(cfg, run, resume=True) if args.resume else PreferenceRun.create(cfg)
     try:
@@ -193,7 +198,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from pbrl.envs import EnvSpecError, make_env
     from pbrl.evaluation import random_returns
 
     root = RunDir(args.run_dir or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -206,10 +210,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cfg.ppo = _ppo_overrides(cfg.env_id, [])
         cfg.validate()
         configs.append(cfg.resolve())
-    try:
-        make_env(args.env_id).close()
-    except EnvSpecError as exc:
-        raise UsageError(str(exc)) from None
+    _check_env(args.env_id, None)
     print(f"pbrl demo: {args.env_id}, {args.total_timesteps} PPO steps per agent, {args.n_labels} synthetic labels; "
           f"runs in {root.path}", flush=True)
     with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
