@@ -5,6 +5,14 @@ episodes have a fixed length, so that neither the agent nor the reward model can
 episode ends. The loop, the evaluation and the UI all build their envs through this module.
 """
 
+import os
+import sys
+
+# Headless Linux (no X display): MuJoCo renders offscreen through EGL unless the user chose a backend. This must be
+# set before mujoco is first imported, which happens when the first MuJoCo env is made.
+if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
 from pbrl.envs.make import EnvSpecError, describe_true_reward, make_env, validate_env_id
 from pbrl.envs.wrappers import FrozenTerminalState, RecordSimulatorState
 
@@ -15,4 +23,4 @@ __all__ = [
     "describe_true_reward",
     "make_env",
     "validate_env_id",
-]
+]  # noqa: E402

@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", required=True, help="directory of the run (created; must be new unless --resume)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and CI)")
+    train.add_argument("--ui", action="store_true",
+                       help="with --labeler human: also open the labelling window (pbrl label) for this run")
     train.add_argument("--ppo", action="append", default=[], metavar="KEY=VALUE",
                        help="override one PPO setting of the RL Zoo defaults, e.g. --ppo n_steps=1024 "
                             "--ppo learning_rate=1e-4 (repeatable)")
@@ -67,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"synthetic labels for the learned-reward agent (default: {DEMO['n_labels']})")
     demo.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     demo.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes per policy (default: 10)")
+
+    lab = sub.add_parser(
+        "label", help="open the clip-comparison window and answer a run's queries",
+        description="Show pairs of clips from a run trained with --labeler human and store which one is better. "
+                    "Start it before, during or after training; several windows (people) can share one run.")
+    lab.add_argument("--run-dir", required=True, help="directory of the run (waits for it if training has not "
+                                                      "started yet)")
+    lab.add_argument("--name", default=None, help="your name, stored with every answer (default: your user name)")
+    lab.add_argument("--instructions", default=None,
+                     help="the task in words, shown at the top (default: the run's --instructions)")
+    lab.add_argument("--size", type=int, default=256, help="clip size in pixels (default: 256)")
+    lab.add_argument("--lease-s", type=float, default=120.0,
+                     help="seconds without input after which this window gives its pairs back (default: 120)")
 
     st = sub.add_parser("status", help="one JSON object describing a run",
                         description="Print timesteps, labels, pending queries and reward-model accuracy as JSON.")
@@ -117,7 +132,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.validate()
         _check_env(cfg.env_id, cfg.episode_steps)
         cfg.resolve()
+    if args.ui and not cfg.human:
+        raise UsageError("--ui opens the labelling window for people; it needs --labeler human")
+    if args.ui:
+        from pbrl.ui import UIUnavailable, require_pygame
+
+        try:
+            require_pygame()
+        except UIUnavailable as exc:
+            raise UsageError(str(exc)) from None
     session = PreferenceRun(cfg, run, resume=True) if args.resume else PreferenceRun.create(cfg)
+    window = None
+    if cfg.human:
+        if args.ui:
+            import subprocess
+
+            window = subprocess.Popen([sys.executable, "-m", "pbrl.cli", "label", "--run-dir", str(run.path)])
+        else:
+            print(f"pbrl: queries go to {run.store}; answer them with:  pbrl label --run-dir {run.path}",
+                  file=sys.stderr, flush=True)
     try:
         metrics = session.run(progress=not args.no_progress)
     except KeyboardInterrupt:
@@ -126,6 +159,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     finally:
         session.close()
+        if window is not None and window.poll() is None:
+            print("pbrl: training is over; the labelling window stays open until you close it", file=sys.stderr)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -151,6 +186,50 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_label(args: argparse.Namespace) -> int:
+    import getpass
+    import time
+
+    from pbrl.ui import UIUnavailable, require_pygame
+
+    try:
+        require_pygame()
+    except UIUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    if args.size < 32:
+        raise UsageError(f"--size must be at least 32 pixels, got {args.size}")
+    if args.lease_s <= 0:
+        raise UsageError(f"--lease-s must be a positive number of seconds, got {args.lease_s}")
+    run = RunDir(args.run_dir)
+    if not run.holds_run():
+        print(f"pbrl: no run in {run.path} yet; waiting for  pbrl train --labeler human --run-dir {run.path}  "
+              "(Ctrl-C to stop)", file=sys.stderr, flush=True)
+        try:
+            while not run.holds_run():
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            return 130
+    cfg = TrainConfig.load(run.config)
+    if not cfg.learned:
+        raise UsageError(f"{run.path} trains on the true reward; it asks no questions")
+    from pbrl.ui.app import LabelApp
+    from pbrl.ui.render import AutoRenderer
+    from pbrl.ui.session import LabelSession
+
+    name = args.name or getpass.getuser()
+    session = LabelSession(run.store, name, lambda: AutoRenderer(cfg.env_id, args.size, cfg.episode_steps),
+                           lease_s=args.lease_s)
+    app = LabelApp(run.path, session, instructions=cfg.instructions if args.instructions is None else args.instructions,
+                   clip_size=args.size)
+    try:
+        app.run()
+    except KeyboardInterrupt:
+        app.close()
+    summary = app.summary()
+    print(json.dumps({"labeler": name, **summary, "log": str(app.log_path)}), flush=True)
+    return 0
+
+
 def run_status(run: RunDir) -> dict[str, Any]:
     from pbrl.store import PreferenceStore
 
@@ -162,7 +241,8 @@ def run_status(run: RunDir) -> dict[str, Any]:
     out: dict[str, Any] = {
         "run_dir": str(run.path), "env_id": cfg.env_id, "reward": cfg.reward, "labeler": cfg.labeler,
         "timesteps": state["num_timesteps"], "total_timesteps": cfg.total_timesteps, "round": state["round"],
-        "n_labels": counts.n_labels, "n_pending": counts.n_pending, "n_incomparable": counts.n_incomparable,
+        "n_labels": counts.n_labels, "n_pending": counts.n_pending, "n_leased": counts.n_leased,
+        "n_incomparable": counts.n_incomparable,
         "label_budget": cfg.n_labels,
         "reward_model_val_accuracy": state.get("last_fit", {}).get("val_accuracy"),
         "wall_time_s": state["wall_time_s"], "finished": run.metrics.exists(),
@@ -233,7 +313,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "status": cmd_status, "demo": cmd_demo}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "status": cmd_status, "demo": cmd_demo, "label": cmd_label}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

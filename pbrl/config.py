@@ -25,7 +25,9 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
 
 
 REWARDS = ("learned", "true")
-LABELERS = ("synthetic",)
+LABELERS = ("synthetic", "human")
+WHEN_FULL = ("keep-training", "pause")
+INITIAL_POLICIES = ("random", "untrained")
 
 
 @dataclass
@@ -36,8 +38,8 @@ class TrainConfig:
                      flag="--env")
     reward: str = _f("learned", "what PPO optimises: 'learned' (from preferences) or 'true' (the env reward)",
                      choices=REWARDS)
-    labeler: str = _f("synthetic", "who answers queries: 'synthetic' (oracle on true segment returns)",
-                      choices=LABELERS)
+    labeler: str = _f("synthetic", "who answers queries: 'synthetic' (oracle on true segment returns) or 'human' "
+                      "(people in `pbrl label` windows; training goes on while they answer)", choices=LABELERS)
     n_labels: int = _f(700, "label budget: total comparisons asked for over the run")
     total_timesteps: int = _f(1_000_000, "PPO agent steps")
     seed: int = _f(0, "seed for the env, PPO, the reward ensemble and query sampling")
@@ -49,10 +51,18 @@ class TrainConfig:
     segment_buffer_size: int = _f(1000, "recent segments kept as query candidates")
     query_selection: str = _f("disagreement", "how pairs are picked from the candidates", choices=SELECTIONS)
     oversample: int = _f(10, "candidate pairs drawn per query asked (the paper's 10x)")
-    initial_label_fraction: float = _f(0.25, "share of the budget asked from the untrained policy before RL")
+    initial_label_fraction: float = _f(0.25, "share of the budget asked before RL, on --initial-policy's segments")
+    initial_policy: str = _f("random", "who acts for the initial segments: 'random' (uniform actions, as the paper) "
+                             "or 'untrained' (the PPO policy before any update)", choices=INITIAL_POLICIES)
     label_rate_constant: float = _f(2e6, "label rate after T steps is proportional to c / (T + c); this is c")
     label_interval: int = _f(10_000, "agent steps between labelling rounds (rounded up to whole rollouts)")
     max_labels_used: int = _f(0, "FIFO cap: fit on only the most recent N labels (0 = all)")
+    max_pending: int = _f(50, "human labeler: at most this many unanswered queries at a time (0 = no bound)")
+    when_full: str = _f("keep-training", "human labeler, when --max-pending queries wait unanswered: "
+                        "'keep-training' on the current reward model or 'pause' PPO until answers arrive",
+                        choices=WHEN_FULL)
+    instructions: str = _f("", "the task in words, shown at the top of the labelling window "
+                           "(e.g. \"do a backflip and land on your foot\")")
 
     # reward ensemble
     n_members: int = _f(3, "reward nets in the ensemble")
@@ -79,6 +89,11 @@ class TrainConfig:
     @property
     def learned(self) -> bool:
         return self.reward == "learned"
+
+    @property
+    def human(self) -> bool:
+        """People answer in labelling windows, asynchronously (the loop never waits on them unless told to)."""
+        return self.learned and self.labeler == "human"
 
     @property
     def episode_steps(self) -> int | None:
@@ -114,7 +129,7 @@ class TrainConfig:
             if value <= 0:
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{flag} must be a positive number, got {value}")
-        for name in ("pretrain_epochs", "fit_epochs", "max_labels_used", "n_envs", "max_episode_steps"):
+        for name in ("pretrain_epochs", "fit_epochs", "max_labels_used", "n_envs", "max_episode_steps", "max_pending"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.segment_buffer_size < 2:
@@ -125,6 +140,11 @@ class TrainConfig:
             raise ConfigError(f"--reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
         if self.labeler not in LABELERS:
             raise ConfigError(f"--labeler must be one of {', '.join(LABELERS)}, got {self.labeler!r}")
+        if self.when_full not in WHEN_FULL:
+            raise ConfigError(f"--when-full must be one of {', '.join(WHEN_FULL)}, got {self.when_full!r}")
+        if self.initial_policy not in INITIAL_POLICIES:
+            raise ConfigError(f"--initial-policy must be one of {', '.join(INITIAL_POLICIES)}, "
+                              f"got {self.initial_policy!r}")
         if self.query_selection not in SELECTIONS:
             raise ConfigError(f"--query-selection must be one of {', '.join(SELECTIONS)}, got {self.query_selection!r}")
         try:

@@ -123,7 +123,9 @@ class PreferenceRun:
         self.buffer = SegmentBuffer(cfg.segment_buffer_size)
         self.ppo.on_rollout = self._on_rollout
         self.store = PreferenceStore(run.store)
-        self.labeler = labeler or SyntheticOracle(cfg.teacher(), np.random.default_rng(cfg.seed + 1))
+        self.labeler: Labeler | None = labeler
+        if labeler is None and not cfg.human:
+            self.labeler = SyntheticOracle(cfg.teacher(), np.random.default_rng(cfg.seed + 1))
         self.ensemble: RewardEnsemble | None = None
         self.trainer: RewardTrainer | None = None
         if cfg.learned:
@@ -138,7 +140,9 @@ class PreferenceRun:
         run.check_new()
         run.path.mkdir(parents=True, exist_ok=True)
         cfg.save(run.config)
-        return cls(cfg, run, resume=False, labeler=labeler)
+        session = cls(cfg, run, resume=False, labeler=labeler)
+        session.checkpoint()  # a run exists from the start: status, label and resume work before the first round
+        return session
 
     # -- construction ------------------------------------------------------------------------------------
 
@@ -179,10 +183,16 @@ class PreferenceRun:
     # -- stages ------------------------------------------------------------------------------------------
 
     def collect_initial_segments(self) -> None:
-        """Run the untrained policy (not counted as PPO steps) to fill the buffer for the first queries."""
+        """Act with uniform random actions or the untrained policy (not counted as PPO steps) to fill the buffer
+        for the first queries."""
         obs = self.venv.reset()
+        space = self.venv.action_space
+        space.seed(self.cfg.seed)
         for _ in range(self.n_initial_steps):
-            actions, _ = self.ppo.predict(obs, deterministic=False)
+            if self.cfg.initial_policy == "random":
+                actions = np.stack([space.sample() for _ in range(self.venv.num_envs)])
+            else:
+                actions, _ = self.ppo.predict(obs, deterministic=False)
             obs, _, _, _ = self.venv.step(actions)
         self.buffer.extend(cut_segments(self.recorder.take(self.n_initial_steps, 0), self.cfg.segment_length,
                                         self.rng))
@@ -212,15 +222,38 @@ class PreferenceRun:
         return ids
 
     def label_pending(self) -> None:
-        """Have the (synchronous) labeler answer every pending comparison; answers are stored one by one."""
+        """Have the (synchronous) labeler answer every pending comparison; answers are stored one by one.
+
+        With people labelling (no labeler in this process) answers arrive through the store instead.
+        """
         pending = self.store.comparisons("pending")
-        if not pending:
+        if not pending or self.labeler is None:
             return
         if isinstance(self.labeler, SyntheticOracle):
             recent = self.recorder.drain_finished_returns() or [0.0]
             self.labeler.set_round(float(np.mean(recent)), self.cfg.segment_length, self.episode_length)
         pairs = [SegmentPair(self.store.segment(c.first_id), self.store.segment(c.second_id)) for c in pending]
         self.store.answer_many([c.id for c in pending], self.labeler(pairs), self.labeler.name)
+
+    def n_to_ask(self) -> int:
+        """Queries due by the schedule now, bounded by --max-pending unanswered ones when people label."""
+        counts = self.store.counts()
+        n = self.schedule.due(self.ppo.num_timesteps) - counts.n_asked
+        if self.cfg.human and self.cfg.max_pending:
+            n = min(n, self.cfg.max_pending - counts.n_pending)
+        return n
+
+    def wait_for_answers(self, until, bar: tqdm, what: str) -> None:
+        """Block until ``until(counts)`` holds, polling the store (people answer in other processes)."""
+        told = False
+        while not until(self.store.counts()):
+            if not told:
+                msg = f"waiting for {what}: answer them with  pbrl label --run-dir {self.run_dir.path}"
+                bar.set_postfix_str(msg)
+                if bar.disable:
+                    print(f"pbrl: {msg}", flush=True)
+                told = True
+            time.sleep(1.0)
 
     def dataset(self) -> PreferenceDataset | None:
         comps, pairs = self.store.labelled(self.cfg.max_labels_used or None)
@@ -295,22 +328,28 @@ class PreferenceRun:
             self.label_pending()  # answers anything a stopped run left pending
             self.ask(self.schedule.n_initial - self.store.counts().n_asked)
             self.label_pending()
+            if cfg.human:  # the reward model is pretrained on the initial labels; RL cannot start without them
+                self.wait_for_answers(lambda c: c.n_pending == 0, bar, f"the first {self.schedule.n_initial} labels")
             self.fit(cfg.pretrain_epochs)
             state.pretrained = True
             self.checkpoint()
         # ---- 2. rounds: PPO on the current reward, then ask, label and refit
         while self.ppo.num_timesteps < cfg.total_timesteps:
+            if cfg.human and cfg.when_full == "pause" and cfg.max_pending:
+                self.wait_for_answers(lambda c: c.n_pending < cfg.max_pending, bar, "answers (--when-full pause)")
             t0 = time.perf_counter()
             chunk = min(cfg.round_steps, cfg.total_timesteps - self.ppo.num_timesteps)
             self.ppo.learn(chunk, callback=_Progress(bar), reset_num_timesteps=False)
             state.ppo_time_s += time.perf_counter() - t0
             state.round += 1
             if cfg.learned:
-                self.ask(self.schedule.due(self.ppo.num_timesteps) - self.store.counts().n_asked)
+                self.ask(self.n_to_ask())
                 self.label_pending()
                 self.fit(cfg.fit_epochs)
                 acc = state.last_fit.get("val_accuracy", float("nan"))
-                bar.set_postfix_str(f"labels {self.store.counts().n_labels}/{cfg.n_labels} val_acc {acc:.2f}")
+                counts = self.store.counts()
+                waiting = f" pending {counts.n_pending}" if cfg.human else ""
+                bar.set_postfix_str(f"labels {counts.n_labels}/{cfg.n_labels}{waiting} val_acc {acc:.2f}")
             self.log_round()
             state.wall_time_s = time.perf_counter() - start
             self.checkpoint()

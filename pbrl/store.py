@@ -20,7 +20,7 @@ import numpy as np
 
 from pbrl.segments import Segment
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: comparisons.shown_at
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,16 +47,17 @@ CREATE TABLE IF NOT EXISTS comparisons (
     labeler TEXT,
     asked_at REAL NOT NULL,
     answered_at REAL,
+    shown_at REAL,                  -- when a person's window showed the pair (the answer's)
     response_s REAL,                -- seconds from shown to answered, for people
     swapped INTEGER,                -- 1 if the first segment was shown on the right
-    leased_by TEXT,
-    lease_expires REAL
+    leased_by TEXT,                 -- the labelling session that holds the pair on screen or in its queue
+    lease_expires REAL              -- after this time the pair returns to the queue
 );
 CREATE INDEX IF NOT EXISTS comparisons_status ON comparisons(status);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     comparison_id INTEGER NOT NULL REFERENCES comparisons(id),
-    kind TEXT NOT NULL,             -- 'answer' or 'undo'
+    kind TEXT NOT NULL,             -- 'answer' or 'undo' (an undo puts the comparison back to pending)
     label REAL,
     labeler TEXT,
     at REAL NOT NULL
@@ -80,9 +81,17 @@ class Comparison:
 @dataclass(frozen=True)
 class StoreCounts:
     n_labels: int  # answered with 0, 0.5 or 1
-    n_pending: int
+    n_pending: int  # asked, not answered (leased ones included)
     n_incomparable: int
     n_asked: int
+    n_leased: int = 0  # pending and held by a labelling window right now
+
+
+class LeaseError(KeyError):
+    """The comparison is not (or no longer) this labelling session's to answer."""
+
+
+_COMPARISON_COLUMNS = "id, first_id, second_id, round, policy_step, split, status, label, labeler"
 
 
 def _pack(seg: Segment) -> bytes:
@@ -107,6 +116,10 @@ class PreferenceStore:
         row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             self._conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) == 1:  # schema 1 lacked shown_at; everything else is the same
+            with self._tx() as c:
+                c.execute("ALTER TABLE comparisons ADD COLUMN shown_at REAL")
+                c.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         elif int(row[0]) != SCHEMA_VERSION:
             raise RuntimeError(f"{self.path} has store schema {row[0]}, this pbrl reads {SCHEMA_VERSION}")
         self._segment_cache: dict[int, Segment] = {}
@@ -168,9 +181,13 @@ class PreferenceStore:
 
     def answer(
         self, comparison_id: int, label: float, labeler: str, response_s: float | None = None,
-        swapped: bool | None = None,
+        swapped: bool | None = None, shown_at: float | None = None, session: str | None = None,
     ) -> None:
-        """Record one answer durably: a label in {0, 0.5, 1}, or NaN for "can't tell" (the pair is dropped)."""
+        """Record one answer durably: a label in {0, 0.5, 1}, or NaN for "can't tell" (the pair is dropped).
+
+        With ``session`` (a labelling window's lease token) the answer is refused with ``LeaseError`` when another
+        session holds a live lease on the pair.
+        """
         if not (math.isnan(label) or label in (0.0, 0.5, 1.0)):
             raise ValueError(f"label must be 0, 0.5, 1 or NaN (incomparable), got {label}")
         incomparable = math.isnan(label)
@@ -178,16 +195,70 @@ class PreferenceStore:
         with self._tx() as c:
             cur = c.execute(
                 "UPDATE comparisons SET status=?, label=?, labeler=?, answered_at=?, response_s=?, swapped=?,"
-                " leased_by=NULL, lease_expires=NULL WHERE id=? AND status='pending'",
+                " shown_at=?, leased_by=NULL, lease_expires=NULL WHERE id=? AND status='pending'"
+                " AND (? IS NULL OR leased_by IS NULL OR leased_by=? OR lease_expires < ?)",
                 ("incomparable" if incomparable else "answered", None if incomparable else float(label),
-                 labeler, now, response_s, None if swapped is None else int(swapped), comparison_id),
+                 labeler, now, response_s, None if swapped is None else int(swapped), shown_at, comparison_id,
+                 session, session, now),
             )
             if cur.rowcount != 1:
-                raise KeyError(f"comparison {comparison_id} is not pending")
+                raise LeaseError(f"comparison {comparison_id} is not pending or is held by another labeler")
             c.execute(
                 "INSERT INTO events (comparison_id, kind, label, labeler, at) VALUES (?, 'answer', ?, ?, ?)",
                 (comparison_id, None if incomparable else float(label), labeler, now),
             )
+
+    def lease_next(self, session: str, lease_s: float, exclude: Sequence[int] = ()) -> Comparison | None:
+        """Lease the oldest pending comparison that no live lease holds (and not in ``exclude``) to ``session``."""
+        now = time.time()
+        skip = ",".join(str(int(i)) for i in exclude) or "-1"
+        with self._tx() as c:
+            row = c.execute(
+                f"SELECT {_COMPARISON_COLUMNS} FROM comparisons WHERE status='pending' AND id NOT IN ({skip})"
+                " AND (leased_by IS NULL OR lease_expires < ?) ORDER BY id LIMIT 1", (now,)).fetchone()
+            if row is None:
+                return None
+            c.execute("UPDATE comparisons SET leased_by=?, lease_expires=? WHERE id=?",
+                      (session, now + lease_s, row[0]))
+        return Comparison(*row)
+
+    def renew_leases(self, comparison_ids: Sequence[int], session: str, lease_s: float) -> list[int]:
+        """Extend this session's leases; returns the ids it still holds (a lapsed one may have gone to another)."""
+        now = time.time()
+        held = []
+        with self._tx() as c:
+            for cid in comparison_ids:
+                cur = c.execute(
+                    "UPDATE comparisons SET leased_by=?, lease_expires=? WHERE id=? AND status='pending'"
+                    " AND (leased_by=? OR leased_by IS NULL OR lease_expires < ?)",
+                    (session, now + lease_s, int(cid), session, now))
+                if cur.rowcount == 1:
+                    held.append(int(cid))
+        return held
+
+    def release(self, comparison_ids: Sequence[int], session: str) -> None:
+        """Give this session's leases back (a window closing): the pairs return to the queue at once."""
+        with self._tx() as c:
+            for cid in comparison_ids:
+                c.execute("UPDATE comparisons SET leased_by=NULL, lease_expires=NULL WHERE id=? AND leased_by=?",
+                          (int(cid), session))
+
+    def undo(self, comparison_id: int, labeler: str, session: str, lease_s: float) -> None:
+        """Take back an answer: the comparison is pending again (leased to ``session``) and an 'undo' event says so.
+
+        The original answer stays in the events table; only answers given by ``labeler`` can be undone.
+        """
+        now = time.time()
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE comparisons SET status='pending', label=NULL, answered_at=NULL, response_s=NULL, swapped=NULL,"
+                " shown_at=NULL, leased_by=?, lease_expires=? WHERE id=? AND status!='pending' AND labeler=?",
+                (session, now + lease_s, comparison_id, labeler))
+            if cur.rowcount != 1:
+                raise LeaseError(f"comparison {comparison_id} has no answer by {labeler} to undo")
+            c.execute("UPDATE comparisons SET labeler=NULL WHERE id=?", (comparison_id,))
+            c.execute("INSERT INTO events (comparison_id, kind, label, labeler, at) VALUES (?, 'undo', NULL, ?, ?)",
+                      (comparison_id, labeler, now))
 
     def answer_many(self, comparison_ids: Sequence[int], labels: np.ndarray, labeler: str) -> None:
         for cid, label in zip(comparison_ids, labels, strict=True):
@@ -198,10 +269,12 @@ class PreferenceStore:
     def counts(self) -> StoreCounts:
         rows = dict(self._conn.execute("SELECT status, COUNT(*) FROM comparisons GROUP BY status").fetchall())
         n_labels, n_pending, n_inc = rows.get("answered", 0), rows.get("pending", 0), rows.get("incomparable", 0)
-        return StoreCounts(n_labels, n_pending, n_inc, n_labels + n_pending + n_inc)
+        (n_leased,) = self._conn.execute("SELECT COUNT(*) FROM comparisons WHERE status='pending'"
+                                         " AND leased_by IS NOT NULL AND lease_expires >= ?", (time.time(),)).fetchone()
+        return StoreCounts(n_labels, n_pending, n_inc, n_labels + n_pending + n_inc, n_leased)
 
     def comparisons(self, status: str | None = None) -> list[Comparison]:
-        sql = "SELECT id, first_id, second_id, round, policy_step, split, status, label, labeler FROM comparisons"
+        sql = f"SELECT {_COMPARISON_COLUMNS} FROM comparisons"
         rows = self._conn.execute(sql + (" WHERE status=?" if status else "") + " ORDER BY id",
                                   (status,) if status else ()).fetchall()
         return [Comparison(*r) for r in rows]

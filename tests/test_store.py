@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pbrl.segments import Segment
-from pbrl.store import PreferenceStore, StoreCounts
+from pbrl.store import LeaseError, PreferenceStore, StoreCounts
 
 
 def _segment(rng: np.random.Generator, t: int = 4, with_states: bool = True, **meta) -> Segment:
@@ -248,3 +248,68 @@ def test_schema_version_mismatch_raises(tmp_path):
     conn.close()
     with pytest.raises(RuntimeError, match="schema"):
         PreferenceStore(path)
+
+
+def _pending_store(path, n: int) -> tuple[PreferenceStore, list[int]]:
+    rng = np.random.default_rng(1)
+    store = PreferenceStore(path)
+    ids, _ = store.add_queries([(_segment(rng), _segment(rng)) for _ in range(n)], ["train"] * n, 0, 0)
+    return store, ids
+
+
+def test_leases_give_each_pending_pair_to_one_session(tmp_path):
+    store, ids = _pending_store(tmp_path / "p.sqlite", 3)
+    with store:
+        a = store.lease_next("alice:1", 60.0)
+        b = store.lease_next("bob:1", 60.0)
+        assert a is not None and b is not None and a.id != b.id
+        c = store.lease_next("alice:1", 60.0, exclude=[a.id])
+        assert c is not None and c.id not in (a.id, b.id)
+        assert store.lease_next("bob:1", 60.0, exclude=[b.id]) is None  # everything else is leased
+        assert store.counts().n_leased == 3
+        with pytest.raises(LeaseError):  # bob cannot answer alice's pair
+            store.answer(a.id, 1.0, "bob", session="bob:1")
+        store.answer(a.id, 1.0, "alice", session="alice:1", shown_at=123.0, response_s=2.0, swapped=False)
+        store.release([c.id], "alice:1")
+        assert store.lease_next("bob:1", 60.0, exclude=[b.id]).id == c.id
+        assert store.counts() == StoreCounts(n_labels=1, n_pending=2, n_incomparable=0, n_asked=3, n_leased=2)
+
+
+def test_a_lapsed_lease_returns_the_pair_to_the_queue(tmp_path):
+    store, ids = _pending_store(tmp_path / "p.sqlite", 1)
+    with store:
+        assert store.lease_next("alice:1", -1.0).id == ids[0]  # already expired
+        assert store.counts().n_leased == 0
+        assert store.lease_next("bob:1", 60.0).id == ids[0]
+        assert store.renew_leases(ids, "alice:1", 60.0) == []  # alice lost it to bob
+        assert store.renew_leases(ids, "bob:1", 60.0) == ids
+
+
+def test_undo_is_recorded_and_makes_the_pair_pending_again(tmp_path):
+    store, ids = _pending_store(tmp_path / "p.sqlite", 1)
+    with store:
+        store.lease_next("alice:1", 60.0)
+        store.answer(ids[0], 0.0, "alice", session="alice:1")
+        with pytest.raises(LeaseError):
+            store.undo(ids[0], "bob", "bob:1", 60.0)  # only the one who answered can undo
+        store.undo(ids[0], "alice", "alice:1", 60.0)
+        assert store.comparisons("pending")[0].id == ids[0]
+        assert store.lease_next("bob:1", 60.0) is None  # held by alice's window for her new answer
+        store.answer(ids[0], 1.0, "alice", session="alice:1")
+        events = store._conn.execute("SELECT kind, label FROM events ORDER BY id").fetchall()
+        assert events == [("answer", 0.0), ("undo", None), ("answer", 1.0)]
+        assert store.comparisons("answered")[0].label == 1.0
+
+
+def test_a_schema_1_store_is_migrated(tmp_path):
+    path = tmp_path / "old.sqlite"
+    store, ids = _pending_store(path, 1)
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE comparisons DROP COLUMN shown_at")
+    conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+    with PreferenceStore(path) as store:
+        store.answer(ids[0], 1.0, "alice", shown_at=5.0)
+        assert store._conn.execute("SELECT shown_at FROM comparisons").fetchone() == (5.0,)

@@ -1,0 +1,234 @@
+"""One person's labelling session against a run's store: leases, clips rendered ahead, answers, undo.
+
+No pygame here, so the logic is testable on its own. A session holds its pairs under a lease in the store (a token
+per window), so two windows on one run never get the same pair; a background thread leases the next pairs and
+renders their clips ahead of time, so the next pair is ready the moment an answer is stored. Leases are renewed
+while the person is active; after ``lease_s`` without any input the session gives its pairs back to the queue.
+Every answer is committed to the store before ``answer`` returns.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pbrl.store import Comparison, LeaseError, PreferenceStore
+from pbrl.ui.render import FrameRenderer
+
+#: What each choice means for the segment shown on the left: P(left preferred), NaN = can't tell (dropped).
+CHOICES = {"left": 1.0, "right": 0.0, "equal": 0.5, "cant_tell": math.nan}
+
+
+@dataclass
+class Item:
+    """A leased comparison with its two clips, in the order shown."""
+
+    comparison: Comparison
+    left: np.ndarray  # (T, H, W, 3) uint8
+    right: np.ndarray
+    swapped: bool  # True: the comparison's first segment is on the right
+    fps: float
+    shown_at: float | None = None
+    rendered_in_s: float = 0.0
+
+    def label_for_first(self, choice: str) -> float:
+        p_left = CHOICES[choice]
+        return p_left if math.isnan(p_left) or not self.swapped else 1.0 - p_left
+
+
+@dataclass
+class SessionStats:
+    answered: int = 0
+    started: float = field(default_factory=time.time)
+    answer_times: list[float] = field(default_factory=list)
+
+    def per_minute(self, window_s: float = 300.0) -> float:
+        """Answers per minute over the last ``window_s`` seconds of this session."""
+        now = time.time()
+        recent = [t for t in self.answer_times if now - t <= window_s]
+        span = min(window_s, now - self.started)
+        return 60.0 * len(recent) / span if span > 1.0 else 0.0
+
+
+class LabelSession:
+    """Lease, prefetch and answer comparisons of the store at ``store_path`` as ``name``."""
+
+    def __init__(self, store_path, name: str, renderer_factory: Callable[[], FrameRenderer], ahead: int = 2,
+                 lease_s: float = 120.0, seed: int | None = None):
+        self.store_path, self.name, self.lease_s, self.ahead = store_path, name, lease_s, ahead
+        self.token = f"{name}:{uuid.uuid4().hex[:8]}"
+        self.store = PreferenceStore(store_path)
+        self.stats = SessionStats()
+        self.rng = np.random.default_rng(seed)
+        self.current: Item | None = None
+        self.history: list[Item] = []  # answered in this session, for undo
+        self._ready: deque[Item] = deque()
+        self._in_flight: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._wake = threading.Event()
+        self.last_input = time.time()
+        self._last_renewal = time.time()
+        self.error: BaseException | None = None
+        self._renderer_factory = renderer_factory
+        self._thread = threading.Thread(target=self._prefetch, name="pbrl-prefetch", daemon=True)
+        self._thread.start()
+
+    # -- the background thread: lease the next pairs and render them --------------------------------------
+
+    def _prefetch(self) -> None:
+        store = PreferenceStore(self.store_path)
+        renderer = None
+        try:
+            renderer = self._renderer_factory()
+            while not self._stop.is_set():
+                if self._idle.is_set() or self.n_ready() >= self.ahead:
+                    self._wake.wait(0.2)
+                    self._wake.clear()
+                    continue
+                with self._lock:
+                    exclude = self.held_ids()
+                comp = store.lease_next(self.token, self.lease_s, exclude)
+                if comp is None:
+                    self._wake.wait(0.5)
+                    self._wake.clear()
+                    continue
+                with self._lock:
+                    self._in_flight.add(comp.id)
+                t0 = time.perf_counter()
+                first, second = renderer.frames(store.segment(comp.first_id)), renderer.frames(
+                    store.segment(comp.second_id))
+                swapped = bool(self.rng.random() < 0.5)
+                left, right = (second, first) if swapped else (first, second)
+                item = Item(comp, left, right, swapped, renderer.fps, rendered_in_s=time.perf_counter() - t0)
+                with self._lock:
+                    self._in_flight.discard(comp.id)
+                    if self._idle.is_set():  # the person left while we rendered: give it back
+                        store.release([comp.id], self.token)
+                    else:
+                        self._ready.append(item)
+        except BaseException as exc:  # surfaced on screen by the app, never a silent dead thread
+            self.error = exc
+        finally:
+            if renderer is not None and hasattr(renderer, "close"):
+                renderer.close()
+            store.close()
+
+    # -- the main thread -------------------------------------------------------------------------------
+
+    def held_ids(self) -> list[int]:
+        """Ids this session holds: on screen, rendered and waiting, or being rendered (call under the lock)."""
+        ids = [i.comparison.id for i in self._ready] + list(self._in_flight)
+        return ids + ([self.current.comparison.id] if self.current else [])
+
+    def n_ready(self) -> int:
+        with self._lock:
+            return len(self._ready)
+
+    def has_next(self) -> bool:
+        """A pair is rendered and waiting, or being rendered now."""
+        with self._lock:
+            return bool(self._ready or self._in_flight)
+
+    def next(self) -> Item | None:
+        """Put the next rendered pair on screen (None when nothing is ready yet)."""
+        with self._lock:
+            if self.current is None and self._ready:
+                self.current = self._ready.popleft()
+                self.current.shown_at = time.time()
+        self._wake.set()
+        return self.current
+
+    def touch(self) -> None:
+        """The person did something: leases stay renewed; an idle session comes back."""
+        self.last_input = time.time()
+        if self._idle.is_set():
+            self._idle.clear()
+            self._wake.set()
+
+    @property
+    def idle(self) -> bool:
+        return self._idle.is_set()
+
+    def maintain(self) -> None:
+        """Call often: renews leases while the person is active, gives the pairs back after ``lease_s`` idle."""
+        now = time.time()
+        if self._idle.is_set():
+            return
+        if now - self.last_input > self.lease_s:
+            self._go_idle()
+        elif now - self._last_renewal > self.lease_s / 4:
+            with self._lock:
+                ids = self.held_ids()
+            held = set(self.store.renew_leases(ids, self.token, self.lease_s))
+            self._last_renewal = now
+            with self._lock:  # a lease lost (another window took a lapsed pair) is never shown here again
+                self._ready = deque(i for i in self._ready if i.comparison.id in held)
+                if self.current is not None and self.current.comparison.id not in held:
+                    self.current = None
+
+    def _go_idle(self) -> None:
+        self._idle.set()
+        with self._lock:
+            ids = self.held_ids()
+            self._ready.clear()
+            self.current = None
+        self.store.release(ids, self.token)
+
+    def answer(self, choice: str) -> bool:
+        """Store the person's choice for the pair on screen; False if the pair was no longer ours."""
+        item = self.current
+        if item is None:
+            return False
+        now = time.time()
+        try:
+            self.store.answer(item.comparison.id, item.label_for_first(choice), self.name,
+                              response_s=now - (item.shown_at or now), swapped=item.swapped, shown_at=item.shown_at,
+                              session=self.token)
+        except LeaseError:
+            with self._lock:
+                self.current = None
+            return False
+        with self._lock:
+            self.history.append(item)
+            self.current = None
+        self.stats.answered += 1
+        self.stats.answer_times.append(now)
+        self._wake.set()
+        return True
+
+    def undo(self) -> Item | None:
+        """Take back this session's last answer and show that pair again (the undo is recorded in the store)."""
+        if not self.history:
+            return None
+        item = self.history.pop()
+        self.store.undo(item.comparison.id, self.name, self.token, self.lease_s)
+        with self._lock:
+            if self.current is not None:
+                self._ready.appendleft(self.current)
+            item.shown_at = time.time()
+            self.current = item
+        self.stats.answered -= 1
+        if self.stats.answer_times:
+            self.stats.answer_times.pop()
+        return item
+
+    def close(self) -> None:
+        """Stop rendering and give every held pair back to the queue."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+        with self._lock:
+            ids = self.held_ids()
+            self._ready.clear()
+            self.current = None
+        self.store.release(ids, self.token)
+        self.store.close()
