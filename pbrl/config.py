@@ -54,6 +54,8 @@ class TrainConfig:
     initial_label_fraction: float = _f(0.25, "share of the budget asked before RL, on --initial-policy's segments")
     initial_policy: str = _f("random", "who acts for the initial segments: 'random' (uniform actions, as the paper) "
                              "or 'untrained' (the PPO policy before any update)", choices=INITIAL_POLICIES)
+    initial_episode_steps: int = _f(0, "restart the env every N steps while collecting the initial segments "
+                                    "(0 = the run's episode length); more starts, more varied first comparisons")
     label_rate_constant: float = _f(2e6, "label rate after T steps is proportional to c / (T + c); this is c")
     label_interval: int = _f(10_000, "agent steps between labelling rounds (rounded up to whole rollouts)")
     max_labels_used: int = _f(0, "FIFO cap: fit on only the most recent N labels (0 = all)")
@@ -129,7 +131,8 @@ class TrainConfig:
             if value <= 0:
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{flag} must be a positive number, got {value}")
-        for name in ("pretrain_epochs", "fit_epochs", "max_labels_used", "n_envs", "max_episode_steps", "max_pending"):
+        for name in ("pretrain_epochs", "fit_epochs", "max_labels_used", "n_envs", "max_episode_steps", "max_pending",
+                     "initial_episode_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.segment_buffer_size < 2:

@@ -184,18 +184,20 @@ class PreferenceRun:
 
     def collect_initial_segments(self) -> None:
         """Act with uniform random actions or the untrained policy (not counted as PPO steps) to fill the buffer
-        for the first queries."""
-        obs = self.venv.reset()
+        for the first queries, restarting the env every ``initial_episode_steps`` steps when that is set."""
         space = self.venv.action_space
         space.seed(self.cfg.seed)
-        for _ in range(self.n_initial_steps):
-            if self.cfg.initial_policy == "random":
-                actions = np.stack([space.sample() for _ in range(self.venv.num_envs)])
-            else:
-                actions, _ = self.ppo.predict(obs, deterministic=False)
-            obs, _, _, _ = self.venv.step(actions)
-        self.buffer.extend(cut_segments(self.recorder.take(self.n_initial_steps, 0), self.cfg.segment_length,
-                                        self.rng))
+        chunk = min(self.cfg.initial_episode_steps or self.n_initial_steps, self.n_initial_steps)
+        for done in range(0, self.n_initial_steps, chunk):
+            n = min(chunk, self.n_initial_steps - done)
+            obs = self.venv.reset()
+            for _ in range(n):
+                if self.cfg.initial_policy == "random":
+                    actions = np.stack([space.sample() for _ in range(self.venv.num_envs)])
+                else:
+                    actions, _ = self.ppo.predict(obs, deterministic=False)
+                obs, _, _, _ = self.venv.step(actions)
+            self.buffer.extend(cut_segments(self.recorder.take(n, 0), self.cfg.segment_length, self.rng))
         self.state.n_pretrain_env_steps = self.n_initial_steps * self.cfg.n_envs
         self.ppo._last_obs = None  # PPO starts from a fresh reset
 

@@ -70,6 +70,7 @@ class RolloutRecorder(VecEnvWrapper):
         obs = self.venv.reset()
         self._last_obs = np.array(obs)
         self._last_states = self._reset_states()
+        self._episode[self._t > 0] += 1  # a reset in mid-episode starts a new one
         self._t[:] = 0
         self._ep_return[:] = 0
         return obs

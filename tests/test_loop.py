@@ -86,3 +86,29 @@ def test_learned_reward_agent_beats_a_random_policy(tiny_config):
     random_mean = float(np.mean(random_returns("HalfCheetah-v5", 3, seed=123)))
     assert metrics["learned_true_return_corr"] > 0.8
     assert metrics["eval_true_return_mean"] > random_mean + 100.0, (metrics["eval_true_return_mean"], random_mean)
+
+
+@pytest.mark.parametrize("initial_episode_steps", [0, 25])
+def test_initial_segments_restart_the_env_when_asked(tiny_config, initial_episode_steps):
+    """Short initial episodes: every initial segment lies inside one of them, and there are many more starts."""
+    session = PreferenceRun.create(tiny_config(initial_episode_steps=initial_episode_steps, segment_length=10))
+    session.collect_initial_segments()
+    segs = session.buffer.segments()
+    session.close()
+    assert segs
+    starts = {(s.env_index, s.episode) for s in segs}
+    if initial_episode_steps:
+        assert all(s.env_step + s.length <= 25 for s in segs)
+        assert len(starts) >= session.n_initial_steps // 25 - 1
+    else:  # Pendulum's 200-step episodes
+        assert len(starts) <= session.n_initial_steps // 200 + 1
+
+
+def test_initial_segments_come_from_uniform_random_actions_by_default(tiny_config):
+    session = PreferenceRun.create(tiny_config(n_labels=100))  # 600 initial steps
+    session.collect_initial_segments()
+    acts = np.concatenate([s.acts for s in session.buffer.segments()])
+    session.close()
+    assert acts.min() >= -2.0 and acts.max() <= 2.0  # Pendulum's bounds
+    # uniform on [-2, 2]: a quarter of the actions beyond +-1.5 (an untrained Gaussian policy, std 1: 13 %)
+    assert 0.19 < np.mean(np.abs(acts) > 1.5) < 0.31

@@ -205,9 +205,9 @@ def test_reopening_after_a_close_continues_with_the_rest(human_run, app_on):
 
 def test_an_idle_window_gives_its_pairs_back(human_run, app_on):
     run_dir, ids = human_run(2)
-    app = app_on(run_dir, _session(run_dir, lease_s=0.5))
+    app = app_on(run_dir, _session(run_dir, lease_s=2.0))
     _pump(app, lambda: app.session.current is not None)
-    time.sleep(0.6)
+    time.sleep(2.1)
     app.step(dt=0.02)
     assert app.session.idle and app.session.current is None
     with PreferenceStore(run_dir / "preferences.sqlite") as store:

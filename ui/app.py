@@ -25,8 +25,8 @@ pygame = require_pygame()
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
 LOOP_PAUSE_S = 0.5  # the last frame holds this long before a clip starts again
-HELP = ("<- left better   -> right better   up or = equal   down can't tell   "
-        "space pause   r replay   +/- speed   u undo   q quit")
+HELP = ("keys:  <- left better   -> right better   up or = equally good   down can't tell",
+        "space pause   r replay   + / - speed   u or backspace undo   q or Esc quit")
 BG, FG, DIM, ACCENT = (24, 26, 30), (230, 232, 236), (150, 155, 165), (90, 160, 250)
 
 KEYS = {
@@ -59,9 +59,9 @@ class LabelApp:
         pygame.display.init()  # not pygame.init(): no sound, no joystick
         pygame.font.init()
         pygame.display.set_caption(f"pbrl label: {self.run.path.name} ({session.name})")
-        self.margin, self.top, self.gap = 24, 64, 24
-        width = 2 * clip_size + self.gap + 2 * self.margin
-        height = self.top + clip_size + 140
+        self.margin, self.top, self.gap = 24, 88, 24
+        width = max(2 * clip_size + self.gap + 2 * self.margin, 600)
+        height = self.top + clip_size + 136
         self.screen = pygame.display.set_mode((width, height))
         self.font = pygame.font.Font(None, 22)
         self.big = pygame.font.Font(None, 28)
@@ -165,17 +165,18 @@ class LabelApp:
             pass
         self.info = info
 
-    def status_line(self) -> str:
+    def status_lines(self) -> tuple[str, str]:
+        """Labels (answered / budget, queued, rate, ETA), then the training side and the playback mode."""
         i, rate = self.info, self.session.stats.per_minute()
         left = max(i.budget - i.n_labels, 0)
         eta = f"{left / rate:.0f} min" if rate > 0 and left else "-"
-        parts = [f"answered {i.n_labels}/{i.budget}", f"queued {i.n_pending}", f"{rate:.1f} labels/min",
-                 f"ETA {eta}"]
-        if i.timesteps is not None:
-            parts.append(f"agent step {i.timesteps:,}")
+        labels = [f"answered {i.n_labels}/{i.budget}", f"queued {i.n_pending}", f"{rate:.1f} labels/min",
+                  f"ETA {eta}"]
+        agent = [f"agent step {i.timesteps:,}" if i.timesteps is not None else "agent not started"]
         if i.val_accuracy is not None:
-            parts.append(f"reward model val acc {i.val_accuracy:.2f}")
-        return "   ".join(parts)
+            agent.append(f"reward model val acc {i.val_accuracy:.2f}")
+        agent.append("clips paused" if self.paused else f"clips at {self.speed:g}x")
+        return "   ".join(labels), "   ".join(agent)
 
     def _text(self, text: str, pos: tuple[int, int], font=None, color=FG, center: bool = False) -> None:
         surf = (font or self.font).render(text, True, color)
@@ -204,8 +205,9 @@ class LabelApp:
         s, m, top, size = self.screen, self.margin, self.top, self.clip_size
         s.fill(BG)
         title = self.instructions or "Which clip is better? Compare the two and answer."
-        self._text(title, (s.get_width() // 2, 22), self.big, FG, center=True)
-        self._text(self.status_line(), (m, 44), color=DIM)
+        self._text(title, (s.get_width() // 2, 20), self.big, FG, center=True)
+        for k, line in enumerate(self.status_lines()):
+            self._text(line, (m, 40 + 20 * k), color=DIM)
         item = self.session.current
         x_right = m + size + self.gap
         if item is not None:
@@ -230,16 +232,16 @@ class LabelApp:
             else:
                 text = "Nothing to label yet: the agent is producing new behaviour..."
             self._text(text, (s.get_width() // 2, top + size // 2), self.big, DIM, center=True)
-        mode = "paused" if self.paused else f"{self.speed:g}x"
-        self._text(f"left   ({mode})", (m, top + size + 2 - 20), color=DIM)
-        self._text("right", (x_right, top + size + 2 - 20), color=DIM)
+        self._text("left", (m + 4, top + 4), color=(20, 20, 20))
+        self._text("right", (x_right + 4, top + 4), color=(20, 20, 20))
         mouse = pygame.mouse.get_pos()
         for (rect, _), (_, label) in zip(self.buttons, BUTTONS, strict=True):
             color = ACCENT if rect.collidepoint(mouse) and item is not None else (55, 60, 70)
             pygame.draw.rect(s, color, rect, border_radius=6)
             self._text(label, rect.center, color=FG, center=True)
-        self._text(self.message, (m, top + size + 62), color=ACCENT)
-        self._text(HELP, (m, top + size + 88), color=DIM)
+        self._text(self.message, (m, top + size + 60), color=ACCENT)
+        for k, line in enumerate(HELP):
+            self._text(line, (m, top + size + 84 + 18 * k), color=DIM)
         pygame.display.flip()
 
     # -- the loop ------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from pbrl.envs import make_env
 from pbrl.segments import Segment
 
 
@@ -50,9 +51,7 @@ class ClipRenderer:
     """Render MuJoCo segments of ``env_id`` from their saved states at ``size`` x ``size`` pixels."""
 
     def __init__(self, env_id: str, size: int = 256, max_episode_steps: int | None = None):
-        import mujoco
-
-        from pbrl.envs import make_env
+        import mujoco  # after pbrl.envs (imported above), which picks the headless GL backend
 
         self.env = make_env(env_id, max_episode_steps=max_episode_steps)
         unwrapped = self.env.unwrapped
