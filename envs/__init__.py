@@ -13,8 +13,16 @@ import sys
 if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "egl")
 
+import gymnasium as _gym  # noqa: I001
+
 from pbrl.envs.make import EnvSpecError, describe_true_reward, make_env, validate_env_id
 from pbrl.envs.wrappers import FrozenTerminalState, RecordSimulatorState
+
+# The behaviour envs (envs/behaviours.py), registered by name: the module loads only when one is made.
+for _id, _entry in (("pbrl/HopperBackflip-v0", "HopperBackflipEnv"),
+                    ("pbrl/HalfCheetahOneLeg-v0", "HalfCheetahOneLegEnv")):
+    if _id not in _gym.registry:
+        _gym.register(_id, entry_point=f"pbrl.envs.behaviours:{_entry}", max_episode_steps=1000)
 
 __all__ = [
     "EnvSpecError",

@@ -34,6 +34,8 @@ _TRUE_REWARD_TEXT: dict[str, str] = {
     "HalfCheetah": "forward velocity (no torque penalty)",
     "Swimmer": "forward velocity (no torque penalty)",
     "Reacher": "minus the fingertip's distance to the target (no torque penalty)",
+    "HopperBackflip": "none: the env pays 0; a person (or the backflip judge) decides what is better",
+    "HalfCheetahOneLeg": "none: the env pays 0; a person (or the one-leg judge) decides what is better",
     "InvertedPendulum": "+1 per step balanced; after the pole falls the state freezes and pays 0",
     "InvertedDoublePendulum": "the env's alive bonus minus distance and velocity penalties; frozen and 0 after a fall",
 }

@@ -168,7 +168,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from pbrl.evaluation import load_obs_rms, true_returns
+    from pbrl.evaluation import behaviour_stats, load_obs_rms, true_returns
     from pbrl.rollout import RelabelingPPO
 
     run = RunDir(args.run_dir)
@@ -180,9 +180,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     obs_rms = load_obs_rms(run.vecnormalize) if cfg.ppo.get("normalize", True) else None
     rets = true_returns(model, cfg.env_id, args.episodes, cfg.seed + 20_000, obs_rms,
                         deterministic=not args.stochastic, max_episode_steps=cfg.episode_steps)
+    behaviour = behaviour_stats(model, cfg.env_id, args.episodes, cfg.seed + 20_000, obs_rms,
+                                deterministic=not args.stochastic, max_episode_steps=cfg.episode_steps)
     print(json.dumps({"env_id": cfg.env_id, "reward": cfg.reward, "n_eval_episodes": len(rets),
                       "eval_true_return_mean": float(np.mean(rets)), "eval_true_return_std": float(np.std(rets)),
-                      "returns": [round(float(r), 3) for r in rets]}, indent=2))
+                      "returns": [round(float(r), 3) for r in rets], **behaviour}, indent=2))
     return 0
 
 

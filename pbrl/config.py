@@ -38,8 +38,9 @@ class TrainConfig:
                      flag="--env")
     reward: str = _f("learned", "what PPO optimises: 'learned' (from preferences) or 'true' (the env reward)",
                      choices=REWARDS)
-    labeler: str = _f("synthetic", "who answers queries: 'synthetic' (oracle on true segment returns) or 'human' "
-                      "(people in `pbrl label` windows; training goes on while they answer)", choices=LABELERS)
+    labeler: str = _f("synthetic", "who answers queries: 'synthetic' (oracle on true segment returns), 'human' "
+                      "(people in `pbrl label` windows; training goes on while they answer), or a scripted judge "
+                      "standing in for a person: 'judge:backflip' (alias 'backflip-judge'), 'judge:one-leg'")
     n_labels: int = _f(700, "label budget: total comparisons asked for over the run")
     total_timesteps: int = _f(1_000_000, "PPO agent steps")
     seed: int = _f(0, "seed for the env, PPO, the reward ensemble and query sampling")
@@ -141,8 +142,15 @@ class TrainConfig:
             raise ConfigError(f"--initial-label-fraction must be in [0, 1], got {self.initial_label_fraction}")
         if self.reward not in REWARDS:
             raise ConfigError(f"--reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
-        if self.labeler not in LABELERS:
-            raise ConfigError(f"--labeler must be one of {', '.join(LABELERS)}, got {self.labeler!r}")
+        from pbrl.judges import JUDGES, judge_name
+
+        judge = judge_name(self.labeler)
+        if self.labeler not in LABELERS and judge not in JUDGES:
+            names = ", ".join([*LABELERS, *(f"judge:{j}" for j in JUDGES)])
+            raise ConfigError(f"--labeler must be one of {names}, got {self.labeler!r}")
+        if judge is not None and JUDGES[judge][0] != self.env_id:
+            env = JUDGES[judge][0]
+            raise ConfigError(f"--labeler judge:{judge} judges {env}; run it with --env {env}")
         if self.when_full not in WHEN_FULL:
             raise ConfigError(f"--when-full must be one of {', '.join(WHEN_FULL)}, got {self.when_full!r}")
         if self.initial_policy not in INITIAL_POLICIES:

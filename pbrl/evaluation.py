@@ -48,6 +48,44 @@ def true_returns(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int,
     return np.asarray(rets, dtype=np.float64)
 
 
+def rollout_infos(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int, obs_rms: RunningMeanStd | None,
+                  keys: Sequence[str], deterministic: bool = True, max_episode_steps: int | None = None,
+                  ) -> list[dict[str, np.ndarray]]:
+    """Per episode of ``model``'s policy: the ``info`` values under ``keys`` at every step, and ``return``."""
+    venv = eval_venv(env_id, seed, obs_rms, max_episode_steps)
+    episodes: list[dict[str, np.ndarray]] = []
+    try:
+        obs = venv.reset()
+        steps: dict[str, list] = {k: [] for k in keys}
+        total = 0.0
+        while len(episodes) < n_episodes:
+            action, _ = model.predict(obs, deterministic=deterministic)
+            obs, _, dones, infos = venv.step(action)
+            for k in keys:
+                steps[k].append(infos[0][k])
+            total += float(infos[0].get("true_reward", 0.0))
+            if dones[0]:
+                episodes.append({"return": np.float64(total), **{k: np.asarray(v) for k, v in steps.items()}})
+                steps, total = {k: [] for k in keys}, 0.0
+    finally:
+        venv.close()
+    return episodes
+
+
+def behaviour_stats(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int, obs_rms: RunningMeanStd | None,
+                    deterministic: bool = True, max_episode_steps: int | None = None) -> dict[str, object]:
+    """What the behaviour envs are judged by (empty for other envs): backflips per episode on HopperBackflip."""
+    if "HopperBackflip" not in env_id:
+        return {}
+    from pbrl.envs.behaviours import count_backflips
+
+    eps = rollout_infos(model, env_id, n_episodes, seed, obs_rms, ["torso_angle", "feet_down"], deterministic,
+                        max_episode_steps)
+    flips = [count_backflips(e["torso_angle"], e["feet_down"]) for e in eps]
+    return {"flips_per_episode": flips, "episodes_with_a_flip": sum(f >= 1 for f in flips),
+            "n_behaviour_episodes": len(flips)}
+
+
 def random_returns(env_id: str, n_episodes: int, seed: int, max_episode_steps: int | None = None) -> np.ndarray:
     """True returns of a uniformly random policy.  # (n_episodes,)"""
     env = make_env(env_id, seed=seed, max_episode_steps=max_episode_steps)

@@ -24,7 +24,8 @@ from tqdm import tqdm
 from pbrl.config import TrainConfig
 from pbrl.envs import make_env
 from pbrl.envs.make import obs_action_dims
-from pbrl.evaluation import learned_true_corr, true_returns
+from pbrl.evaluation import behaviour_stats, learned_true_corr, true_returns
+from pbrl.judges import judge_name, make_judge
 from pbrl.labelers import Labeler, SyntheticOracle
 from pbrl.ppo_defaults import policy_kwargs_for_sb3
 from pbrl.queries import LabelSchedule, select_queries
@@ -124,7 +125,9 @@ class PreferenceRun:
         self.ppo.on_rollout = self._on_rollout
         self.store = PreferenceStore(run.store)
         self.labeler: Labeler | None = labeler
-        if labeler is None and not cfg.human:
+        if labeler is None and cfg.learned and judge_name(cfg.labeler):
+            self.labeler = make_judge(judge_name(cfg.labeler))
+        elif labeler is None and not cfg.human:
             self.labeler = SyntheticOracle(cfg.teacher(), np.random.default_rng(cfg.seed + 1))
         self.ensemble: RewardEnsemble | None = None
         self.trainer: RewardTrainer | None = None
@@ -377,6 +380,8 @@ class PreferenceRun:
             "reward_fit_share": state.fit_time_s / max(state.wall_time_s, 1e-9),
             "n_pretrain_env_steps": state.n_pretrain_env_steps, "code_version": state.code_version,
         }
+        metrics.update(behaviour_stats(self.ppo, cfg.env_id, cfg.eval_episodes, cfg.seed + 10_000, self.venv.obs_rms,
+                                       max_episode_steps=cfg.episode_steps))
         metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
         write_json_atomic(self.run_dir.metrics, metrics)
         return metrics

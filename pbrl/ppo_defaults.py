@@ -36,9 +36,14 @@ _ZOO: dict[str, dict[str, Any]] = {
 }
 
 
+# pbrl's behaviour envs (envs/behaviours.py) use the settings of the body they are built on
+_BODY = {"HopperBackflip": "Hopper", "HalfCheetahOneLeg": "HalfCheetah"}
+
+
 def ppo_defaults(env_id: str) -> dict[str, Any]:
     """A fresh dict of PPO settings for ``env_id`` (Zoo-tuned where the Zoo has them)."""
     base = env_id.split("/")[-1].split("-v")[0]
+    base = _BODY.get(base, base)
     out = {**_DEFAULT, **_ZOO.get(base, {})}
     out["policy_kwargs"] = dict(out["policy_kwargs"])
     return out

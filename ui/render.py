@@ -1,7 +1,6 @@
 """Clips for people: frames rendered from a segment's saved simulator states, only for the pairs being asked.
 
-``ClipRenderer`` sets each saved MuJoCo state (qpos||qvel) in turn and renders it with a camera that tracks the
-body from the side, with shadows and reflections off (they cost 2-5x the frame time in software rendering).
+``ClipRenderer`` (in ``pbrl.envs.render``, shared with ``pbrl video``) renders MuJoCo states.
 Segments without simulator states (classic-control envs, or stores written without them) get a plain picture of
 the observation vector per step instead, so every run can be labelled and the app can be tested anywhere.
 A renderer is used from one thread only: the OpenGL context belongs to the thread that made it.
@@ -13,8 +12,10 @@ from typing import Protocol
 
 import numpy as np
 
-from pbrl.envs import make_env
+from pbrl.envs.render import ClipRenderer
 from pbrl.segments import Segment
+
+__all__ = ["AutoRenderer", "ClipRenderer", "FrameRenderer", "ObservationBars"]
 
 
 class FrameRenderer(Protocol):
@@ -45,47 +46,6 @@ class ObservationBars:
                 x0 = 4 + d * width
                 out[t, lo:hi, x0:x0 + max(1, width - 2)] = (40, 90, 200) if h >= 0 else (200, 80, 40)
         return out
-
-
-class ClipRenderer:
-    """Render MuJoCo segments of ``env_id`` from their saved states at ``size`` x ``size`` pixels."""
-
-    def __init__(self, env_id: str, size: int = 256, max_episode_steps: int | None = None):
-        import mujoco  # after pbrl.envs (imported above), which picks the headless GL backend
-
-        self.env = make_env(env_id, max_episode_steps=max_episode_steps)
-        unwrapped = self.env.unwrapped
-        self.model, self.data = unwrapped.model, unwrapped.data  # type: ignore[attr-defined]
-        self.fps = float(unwrapped.metadata.get("render_fps") or round(1.0 / unwrapped.dt))  # type: ignore[attr-defined]
-        self.renderer = mujoco.Renderer(self.model, size, size)
-        flags = self.renderer.scene.flags
-        flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
-        flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
-        cam_cfg = dict(getattr(getattr(unwrapped, "mujoco_renderer", None), "default_cam_config", None) or {})
-        self.camera = mujoco.MjvCamera()
-        self.camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
-        self.camera.trackbodyid = 1  # the root body (Hopper's torso, the cheetah's torso): stays in view in a flip
-        self.camera.distance = float(cam_cfg.get("distance", 1.5 * self.model.stat.extent))
-        self.camera.elevation = float(cam_cfg.get("elevation", -20.0))
-        self.camera.azimuth = float(cam_cfg.get("azimuth", 90.0))  # side view of the planar bodies
-        self._mujoco = mujoco
-
-    def frames(self, segment: Segment) -> np.ndarray:
-        if segment.states is None:
-            raise ValueError(f"segment {segment.id} has no simulator states to render")
-        nq = self.model.nq
-        out = np.empty((segment.length, self.renderer.height, self.renderer.width, 3), dtype=np.uint8)
-        for t, state in enumerate(segment.states):
-            self.data.qpos[:] = state[:nq]
-            self.data.qvel[:] = state[nq:]
-            self._mujoco.mj_forward(self.model, self.data)
-            self.renderer.update_scene(self.data, camera=self.camera)
-            out[t] = self.renderer.render()
-        return out
-
-    def close(self) -> None:
-        self.renderer.close()
-        self.env.close()
 
 
 class AutoRenderer:

@@ -1,0 +1,122 @@
+"""Environments for behaviours nobody wrote a reward for: the paper's Hopper backflip and cheetah on one leg.
+
+Both are the Gymnasium v5 bodies with no early termination, a fixed episode length and **no task reward**: the env
+pays 0, and ``info`` carries what a judge (a person, or ``pbrl.judges``) looks at. They are registered as
+``pbrl/HopperBackflip-v0`` and ``pbrl/HalfCheetahOneLeg-v0`` when ``pbrl.envs`` is imported.
+
+The quantities are computed from the simulator state (qpos||qvel, the same state a segment saves for its clip), so
+a judge can recompute them for any stored segment: ``HopperKinematics`` and ``CheetahKinematics`` do that.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mujoco
+import numpy as np
+from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
+
+EPISODE_STEPS = 1000
+FOOT_DOWN_Z = 0.12  # foot geom centre height (m) below which a Hopper foot counts as on the ground
+UPRIGHT_COS = 0.9  # cos(torso angle) above which the torso counts as upright (|angle mod 2pi| < ~26 degrees)
+
+# A camera far enough back to keep a flipping hopper (or a rearing cheetah) in view, following the torso.
+_CAMERA = {"trackbodyid": 1, "distance": 4.0, "lookat": np.array([0.0, 0.0, 1.0]), "elevation": -10.0}
+
+
+class _Kinematics:
+    """Positions of named geoms for a batch of saved states, by forward kinematics on a private MjData."""
+
+    def __init__(self, model: mujoco.MjModel):
+        self.model, self.data = model, mujoco.MjData(model)
+
+    def geom_z(self, states: np.ndarray, geoms: list[str]) -> np.ndarray:
+        """Height of each geom's centre at each state.  # (T, n_geoms)"""
+        ids = [self.model.geom(g).id for g in geoms]
+        out = np.empty((len(states), len(ids)))
+        nq = self.model.nq
+        for t, state in enumerate(states):
+            self.data.qpos[:] = state[:nq]
+            mujoco.mj_kinematics(self.model, self.data)
+            out[t] = self.data.geom_xpos[ids, 2]
+        return out
+
+
+class HopperKinematics(_Kinematics):
+    """What a backflip judge sees in a Hopper state: torso angle (unwrapped), angular velocity, height, feet."""
+
+    def describe(self, states: np.ndarray) -> dict[str, np.ndarray]:
+        nq = self.model.nq
+        return {
+            "torso_angle": states[:, 2].astype(np.float64),  # rooty; + leans forward, so a backflip turns it down
+            "torso_angular_velocity": states[:, nq + 2].astype(np.float64),
+            "torso_height": states[:, 1].astype(np.float64),
+            "feet_down": self.geom_z(states, ["foot_geom"])[:, 0] < FOOT_DOWN_Z,
+        }
+
+
+def upright(angle: np.ndarray | float) -> np.ndarray | bool:
+    return np.cos(angle) > UPRIGHT_COS
+
+
+def count_backflips(angle: np.ndarray, feet_down: np.ndarray) -> int:
+    """Full backflips in a trajectory: 2*pi of net backward rotation since the last landing, then feet down with
+    the torso upright (which is the next landing)."""
+    flips, ref = 0, float(angle[0])
+    for a, down in zip(angle, feet_down, strict=True):
+        if down and upright(a):
+            if ref - a >= 2 * math.pi - 0.3:  # allow a landing a little short of a whole turn (17 degrees)
+                flips += 1
+            ref = float(a)
+    return flips
+
+
+class HopperBackflipEnv(HopperEnv):
+    """Hopper-v5 body, fixed-length episodes, reward 0; ``info`` holds the backflip quantities."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("default_camera_config", _CAMERA)
+        super().__init__(terminate_when_unhealthy=False, ctrl_cost_weight=0.0, healthy_reward=0.0,
+                         forward_reward_weight=0.0, **kwargs)
+        self._kin = HopperKinematics(self.model)
+
+    def _judge_info(self) -> dict[str, float | bool]:
+        state = np.concatenate([self.data.qpos, self.data.qvel])[None]
+        info = {k: v[0] for k, v in self._kin.describe(state).items()}
+        return {k: bool(v) if isinstance(v, np.bool_) else float(v) for k, v in info.items()}
+
+    def step(self, action):
+        obs, _, terminated, truncated, info = super().step(action)
+        return obs, 0.0, terminated, truncated, {**info, **self._judge_info()}
+
+
+class CheetahKinematics(_Kinematics):
+    """What a one-leg judge sees in a HalfCheetah state: forward velocity, torso pitch, each foot's height."""
+
+    def describe(self, states: np.ndarray) -> dict[str, np.ndarray]:
+        nq = self.model.nq
+        feet = self.geom_z(states, ["bfoot", "ffoot"])
+        return {
+            "forward_velocity": states[:, nq].astype(np.float64),
+            "torso_angle": states[:, 2].astype(np.float64),
+            "back_foot_height": feet[:, 0],
+            "front_foot_height": feet[:, 1],
+        }
+
+
+class HalfCheetahOneLegEnv(HalfCheetahEnv):
+    """HalfCheetah-v5 body, reward 0; ``info`` holds forward velocity, torso pitch and both foot heights."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("default_camera_config", {**_CAMERA, "distance": 5.0, "lookat": np.array([0, 0, 0.5])})
+        super().__init__(ctrl_cost_weight=0.0, forward_reward_weight=0.0, **kwargs)
+        self._kin = CheetahKinematics(self.model)
+
+    def step(self, action):
+        obs, _, terminated, truncated, info = super().step(action)
+        state = np.concatenate([self.data.qpos, self.data.qvel])[None]
+        extra = {k: float(v[0]) for k, v in self._kin.describe(state).items()}
+        return obs, 0.0, terminated, truncated, {**info, **extra}
+
+

@@ -1,0 +1,91 @@
+"""Scripted judges: stand-ins for a person teaching a behaviour that has no reward (a backflip, one-leg running).
+
+A judge is a labeler (same interface as the synthetic oracle and the person in the window) that scores each segment
+from its saved simulator states the way a person given the task's instruction would, and prefers the higher score.
+It exists so the behaviour experiments can be run and tested without a person; it is **not** a reward the agent
+sees, and it is deliberately plain. Scores that differ by less than ``tie`` are "equally good" (0.5).
+
+- ``backflip`` (pbrl/HopperBackflip-v0, "do a backflip and land on your foot"): more net backward rotation of the
+  torso is better; ending upright on the foot is better than ending fallen; lying still on the ground is worst.
+- ``one-leg`` (pbrl/HalfCheetahOneLeg-v0, "run forward on one leg"): forward distance covered while the front foot
+  is off the ground, less distance covered with both feet used; flipping onto the back is worst.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from pbrl.segments import Segment, SegmentPair
+
+LANDED_BONUS = 1.5  # radians' worth: ending upright on the foot beats ending 1.5 rad further round but fallen
+STUCK_PENALTY = 4.0  # lying on the ground without turning is the worst segment there is
+FRONT_FOOT_UP_Z = 0.25  # metres: the cheetah's front foot counts as lifted above this
+
+
+class Judge:
+    """Prefers the segment with the higher ``score``; needs segments with simulator states."""
+
+    def __init__(self, name: str, env_id: str, score: Callable[[object, Segment], float], tie: float = 1e-3):
+        from pbrl.envs import make_env
+
+        env = make_env(env_id)
+        self.kinematics = env.unwrapped._kin  # type: ignore[attr-defined]
+        self.dt = float(env.unwrapped.dt)  # type: ignore[attr-defined]
+        env.close()
+        self.name, self.env_id, self._score, self.tie = f"judge:{name}", env_id, score, tie
+
+    def score(self, segment: Segment) -> float:
+        if segment.states is None:
+            raise ValueError(f"{self.name} needs segments with simulator states (segment {segment.id} has none)")
+        return float(self._score(self, segment))
+
+    def __call__(self, pairs: Sequence[SegmentPair]) -> np.ndarray:
+        labels = np.empty(len(pairs))
+        for k, pair in enumerate(pairs):
+            diff = self.score(pair.first) - self.score(pair.second)
+            labels[k] = 0.5 if abs(diff) < self.tie else float(diff > 0)
+        return labels
+
+
+def backflip_score(judge: Judge, segment: Segment) -> float:
+    """Backward rotation (rad) + a bonus for ending upright on the foot - a penalty for lying still."""
+    q = judge.kinematics.describe(segment.states)
+    angle, height, feet = q["torso_angle"], q["torso_height"], q["feet_down"]
+    rotation = float(angle[0] - angle[-1])  # rooty decreases when the torso turns backwards
+    tail = slice(-max(1, len(angle) // 10), None)  # the last tenth of the segment
+    landed = bool(np.all(np.cos(angle[tail]) > 0.9) and np.any(feet[tail]))
+    lying = float(np.mean(height < 0.6))
+    stuck = lying > 0.5 and abs(rotation) < 0.5
+    return rotation + LANDED_BONUS * landed - STUCK_PENALTY * stuck
+
+
+def one_leg_score(judge: Judge, segment: Segment) -> float:
+    """Metres run forward with the front foot lifted, minus half the metres run with it down; on the back: worst."""
+    q = judge.kinematics.describe(segment.states)
+    step_m = q["forward_velocity"] * judge.dt
+    lifted = q["front_foot_height"] > FRONT_FOOT_UP_Z
+    on_back = float(np.mean(np.cos(q["torso_angle"]) < 0))
+    return float(step_m[lifted].sum() - 0.5 * step_m[~lifted].sum() - STUCK_PENALTY * on_back)
+
+
+#: judge name -> (env id it judges, score function, the instruction a person would be given)
+JUDGES: dict[str, tuple[str, Callable, str]] = {
+    "backflip": ("pbrl/HopperBackflip-v0", backflip_score, "do a backflip and land on your foot"),
+    "one-leg": ("pbrl/HalfCheetahOneLeg-v0", one_leg_score, "run forward on one leg"),
+}
+ALIASES = {"backflip-judge": "judge:backflip", "one-leg-judge": "judge:one-leg"}
+
+
+def judge_name(labeler: str) -> str | None:
+    """The judge a ``--labeler`` value names (``judge:NAME`` or an alias), or None for other labelers."""
+    labeler = ALIASES.get(labeler, labeler)
+    return labeler.split(":", 1)[1] if labeler.startswith("judge:") else None
+
+
+def make_judge(name: str) -> Judge:
+    if name not in JUDGES:
+        raise ValueError(f"unknown judge {name!r}; judges: {', '.join(JUDGES)}")
+    env_id, score, _ = JUDGES[name]
+    return Judge(name, env_id, score)
