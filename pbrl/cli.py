@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and CI)")
     train.add_argument("--ui", action="store_true",
                        help="with --labeler human: also open the labelling window (pbrl label) for this run")
+    train.add_argument("--video", action="store_true",
+                       help="at the end, write a video of the trained policy to RUN_DIR/policy.mp4 (needs the "
+                            "video extra)")
     train.add_argument("--ppo", action="append", default=[], metavar="KEY=VALUE",
                        help="override one PPO setting of the RL Zoo defaults, e.g. --ppo n_steps=1024 "
                             "--ppo learning_rate=1e-4 (repeatable)")
@@ -82,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--size", type=int, default=256, help="clip size in pixels (default: 256)")
     lab.add_argument("--lease-s", type=float, default=120.0,
                      help="seconds without input after which this window gives its pairs back (default: 120)")
+
+    vid = sub.add_parser("video", help="write a video of a run's saved policy",
+                         description="Play the run's deterministic policy and write what it does as MP4 or GIF.")
+    vid.add_argument("--run-dir", required=True, help="directory of the run")
+    vid.add_argument("--episodes", type=int, default=1, help="episodes to record (default: 1)")
+    vid.add_argument("--out", default=None, help="output file, .mp4 or .gif (default: RUN_DIR/policy.mp4)")
+    vid.add_argument("--size", type=int, default=256, help="frame size in pixels (default: 256)")
+    vid.add_argument("--max-steps", type=int, default=None, help="record at most this many steps per episode")
 
     st = sub.add_parser("status", help="one JSON object describing a run",
                         description="Print timesteps, labels, pending queries and reward-model accuracy as JSON.")
@@ -142,6 +153,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         except UIUnavailable as exc:
             raise UsageError(str(exc)) from None
     session = PreferenceRun(cfg, run, resume=True) if args.resume else PreferenceRun.create(cfg)
+    if args.video:
+        from pbrl.video import VideoError, _imageio
+
+        try:
+            _imageio()
+        except VideoError as exc:
+            raise UsageError(str(exc)) from None
     window = None
     if cfg.human:
         if args.ui:
@@ -161,6 +179,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         session.close()
         if window is not None and window.poll() is None:
             print("pbrl: training is over; the labelling window stays open until you close it", file=sys.stderr)
+    if args.video:
+        from pbrl.video import record_run_video
+
+        metrics["video"] = record_run_video(run.path, run.path / "policy.mp4")["video"]
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -254,6 +276,24 @@ def run_status(run: RunDir) -> dict[str, Any]:
     return out
 
 
+def cmd_video(args: argparse.Namespace) -> int:
+    from pbrl.video import VideoError, record_run_video
+
+    if args.episodes <= 0:
+        raise UsageError(f"--episodes must be a positive number, got {args.episodes}")
+    if args.size < 16:
+        raise UsageError(f"--size must be at least 16 pixels, got {args.size}")
+    if args.max_steps is not None and args.max_steps <= 0:
+        raise UsageError(f"--max-steps must be a positive number, got {args.max_steps}")
+    out = args.out or str(RunDir(args.run_dir).path / "policy.mp4")
+    try:
+        info = record_run_video(args.run_dir, out, args.episodes, args.size, args.max_steps)
+    except VideoError as exc:
+        raise UsageError(str(exc)) from None
+    print(json.dumps(info, indent=2))
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     print(json.dumps(run_status(RunDir(args.run_dir)), indent=2))
     return 0
@@ -315,7 +355,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "status": cmd_status, "demo": cmd_demo, "label": cmd_label}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "status": cmd_status, "demo": cmd_demo, "label": cmd_label,
+            "video": cmd_video}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

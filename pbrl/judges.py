@@ -19,7 +19,7 @@ import numpy as np
 
 from pbrl.segments import Segment, SegmentPair
 
-LANDED_BONUS = 1.5  # radians' worth: ending upright on the foot beats ending 1.5 rad further round but fallen
+LANDED_BONUS = 3.0  # radians' worth: ending upright on the foot beats ending almost half a turn further but fallen
 STUCK_PENALTY = 4.0  # lying on the ground without turning is the worst segment there is
 FRONT_FOOT_UP_Z = 0.25  # metres: the cheetah's front foot counts as lifted above this
 

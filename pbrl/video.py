@@ -1,0 +1,83 @@
+"""Videos of a run's saved policy: ``pbrl video`` and ``pbrl train --video``.
+
+The deterministic policy plays ``episodes`` episodes; the simulator state of every step is rendered with the same
+tracking camera as the labelling window's clips (``pbrl.envs.render``) and written with imageio: MP4 through the
+ffmpeg binary that ``imageio-ffmpeg`` installs from the registries, GIF through Pillow. Frames are thinned to at
+most ``MAX_FPS`` so the video plays in real time at a size people can share.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pbrl.config import TrainConfig
+from pbrl.run_dir import RunDir
+
+MAX_FPS = 32.0
+VIDEO_EXTRA_HINT = 'writing videos needs imageio and its ffmpeg: pip install "pbrl[video]"'
+
+
+class VideoError(ValueError):
+    """A video that cannot be written as asked, with what to do instead."""
+
+
+def _imageio():
+    try:
+        import imageio.v2 as imageio
+    except ImportError:
+        raise VideoError(VIDEO_EXTRA_HINT) from None
+    return imageio
+
+
+def write_video(frames: np.ndarray, out: Path, fps: float) -> None:
+    """Write ``frames`` (T, H, W, 3) uint8 to ``out`` (.mp4 or .gif)."""
+    imageio = _imageio()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".gif":
+        imageio.mimwrite(out, list(frames), duration=1000.0 / fps, loop=0)
+    elif out.suffix == ".mp4":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            raise VideoError(VIDEO_EXTRA_HINT) from None
+        imageio.mimwrite(out, list(frames), fps=fps, macro_block_size=8)
+    else:
+        raise VideoError(f"--out must end in .mp4 or .gif, got {out.name!r}")
+
+
+def record_run_video(run_dir: str | Path, out: str | Path, episodes: int = 1, size: int = 256,
+                     max_steps: int | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Render ``episodes`` episodes of the run's deterministic policy to ``out``; returns what was written."""
+    from pbrl.envs.render import ClipRenderer
+    from pbrl.envs.wrappers import STATE_KEY
+    from pbrl.evaluation import behaviour_stats, load_obs_rms, rollout_infos
+    from pbrl.rollout import RelabelingPPO
+
+    out = Path(out)
+    if out.suffix not in (".mp4", ".gif"):
+        raise VideoError(f"--out must end in .mp4 or .gif, got {out.name!r}")
+    _imageio()
+    run = RunDir(run_dir)
+    run.check_existing()
+    cfg = TrainConfig.load(run.config)
+    model = RelabelingPPO.load(str(run.policy), device="cpu")
+    obs_rms = load_obs_rms(run.vecnormalize) if cfg.ppo.get("normalize", True) else None
+    seed = cfg.seed + 40_000 if seed is None else seed
+    eps = rollout_infos(model, cfg.env_id, episodes, seed, obs_rms, [STATE_KEY], max_episode_steps=cfg.episode_steps)
+    renderer = ClipRenderer(cfg.env_id, size, cfg.episode_steps)
+    try:
+        every = max(1, math.ceil(renderer.fps / MAX_FPS))
+        states = np.concatenate([e[STATE_KEY][:max_steps] for e in eps])[::every]
+        frames = renderer.render_states(states)
+        fps = renderer.fps / every
+    finally:
+        renderer.close()
+    write_video(frames, out, fps)
+    info: dict[str, Any] = {"video": str(out), "frames": len(frames), "fps": round(fps, 2), "episodes": episodes,
+                            "returns": [round(float(e["return"]), 3) for e in eps]}
+    info.update(behaviour_stats(model, cfg.env_id, episodes, seed, obs_rms, max_episode_steps=cfg.episode_steps))
+    return info
