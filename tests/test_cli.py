@@ -99,3 +99,33 @@ def test_demo_compares_learned_true_and_random(tmp_path, capsys):
         metrics = json.loads((root / reward / "metrics.json").read_text())
         assert metrics["reward"] == reward and metrics["total_timesteps"] == 2048
     _fails_with_one_line(capsys, ["demo", "--run-dir", str(root)], "already holds")
+
+
+def test_label_without_pygame_names_the_extra(capsys, finished_run, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pygame", None)  # import pygame now fails as if it were not installed
+    _fails_with_one_line(capsys, ["label", "--run-dir", str(finished_run)], 'pip install "pbrl[ui]"')
+
+
+def test_label_on_a_true_reward_run_or_ui_without_people_is_one_line(capsys, tmp_path, finished_run):
+    _fails_with_one_line(capsys, ["train", "--run-dir", str(tmp_path / "x"), "--ui", *TINY], "--labeler human")
+    assert not (tmp_path / "x").exists()
+    true_run = tmp_path / "true"
+    assert main(["train", "--run-dir", str(true_run), "--reward", "true", *TINY]) == 0
+    capsys.readouterr()
+    _fails_with_one_line(capsys, ["label", "--run-dir", str(true_run)], "asks no questions")
+
+
+def test_status_reports_labels_pending_and_leased(capsys, tmp_path, tiny_config):
+    from pbrl.loop import PreferenceRun
+    from pbrl.store import PreferenceStore
+
+    run = PreferenceRun.create(tiny_config(labeler="human", run_dir=str(tmp_path / "h")))
+    run.collect_initial_segments()
+    ids = run.ask(3)
+    run.close()
+    with PreferenceStore(tmp_path / "h" / "preferences.sqlite") as store:
+        store.answer(ids[0], 1.0, "alice")
+        store.lease_next("bob:1", 60.0)
+    assert main(["status", "--run-dir", str(tmp_path / "h")]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["n_labels"], status["n_pending"], status["n_leased"], status["timesteps"]) == (1, 2, 1, 0)

@@ -1,0 +1,145 @@
+"""The behaviour envs, the scripted judges that stand in for a person, backflip counting and the video command."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import pbrl.envs  # noqa: F401  (registers the pbrl/ envs)
+from pbrl.cli import main
+from pbrl.envs.behaviours import count_backflips
+from pbrl.judges import Judge, judge_name, make_judge
+from pbrl.segments import Segment, SegmentPair
+
+T = 100  # steps per constructed segment
+
+
+@pytest.mark.parametrize("env_id", ["pbrl/HopperBackflip-v0", "pbrl/HalfCheetahOneLeg-v0"])
+def test_behaviour_envs_are_registered_and_pass_check_env(env_id):
+    env = gym.make(env_id)
+    assert env.spec.max_episode_steps == 1000
+    check_env(env.unwrapped, skip_render_check=True)  # the render check opens a window (needs a display)
+    env.reset(seed=0)
+    _, reward, terminated, _, info = env.step(env.action_space.sample())
+    assert reward == 0.0 and not terminated
+    keys = ({"torso_angle", "torso_angular_velocity", "torso_height", "feet_down"} if "Hopper" in env_id
+            else {"forward_velocity", "torso_angle", "back_foot_height", "front_foot_height"})
+    assert keys <= set(info)
+    env.close()
+
+
+def test_the_backflip_env_never_ends_early():
+    env = gym.make("pbrl/HopperBackflip-v0")
+    env.reset(seed=0)
+    for _ in range(1000):
+        _, _, terminated, truncated, info = env.step(env.action_space.sample())
+        assert not terminated
+    assert truncated and info["torso_height"] < 1.0  # it fell long ago, and the episode ran on to its length
+    env.close()
+
+
+def _hopper_segment(angle: np.ndarray, height: np.ndarray) -> Segment:
+    """Hopper states (qpos: x, z, torso angle, thigh, leg, foot; qvel zero) with the joints straight."""
+    n = len(angle)
+    states = np.zeros((n, 12), dtype=np.float32)
+    states[:, 1], states[:, 2] = height, angle
+    return Segment(obs=np.zeros((n, 11), np.float32), acts=np.zeros((n, 3), np.float32),
+                   true_rews=np.zeros(n, np.float32), policy_step=0, episode=0, env_step=0, states=states)
+
+
+STANDING = 1.2  # torso height (m) with the foot on the ground and the joints straight
+
+
+@pytest.fixture(scope="module")
+def backflip_judge() -> Judge:
+    return make_judge("backflip")
+
+
+def test_the_judge_prefers_a_flip_over_no_flip(backflip_judge):
+    flip = _hopper_segment(np.linspace(0.0, -2 * math.pi, T), np.full(T, STANDING))
+    standing = _hopper_segment(np.zeros(T), np.full(T, STANDING))
+    forward_flip = _hopper_segment(np.linspace(0.0, 2 * math.pi, T), np.full(T, STANDING))
+    labels = backflip_judge([SegmentPair(flip, standing), SegmentPair(standing, flip),
+                             SegmentPair(flip, forward_flip), SegmentPair(standing, standing)])
+    np.testing.assert_array_equal(labels, [1.0, 0.0, 1.0, 0.5])
+
+
+def test_the_judge_prefers_an_upright_landing_over_a_fall(backflip_judge):
+    turn_then_stand = np.concatenate([np.linspace(0.0, -2 * math.pi, 80), np.full(T - 80, -2 * math.pi)])
+    landed = _hopper_segment(turn_then_stand, np.full(T, STANDING))
+    # the same turn and a little more, ending on its back on the ground
+    fell = _hopper_segment(np.linspace(0.0, -2 * math.pi - 1.5, T), np.linspace(STANDING, 0.3, T))
+    lying_still = _hopper_segment(np.full(T, -1.6), np.full(T, 0.3))
+    assert backflip_judge.score(landed) > backflip_judge.score(fell) > backflip_judge.score(lying_still)
+    np.testing.assert_array_equal(backflip_judge([SegmentPair(fell, landed), SegmentPair(lying_still, fell)]),
+                                  [0.0, 0.0])
+
+
+def test_judges_are_named_like_labelers():
+    assert judge_name("backflip-judge") == "backflip" and judge_name("judge:one-leg") == "one-leg"
+    assert judge_name("synthetic") is None and judge_name("human") is None
+
+
+def _trajectory(*phases: tuple[str, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """('stand', angle, _): 10 steps on the foot; ('air', from, to): 40 steps turning with the foot up."""
+    angles, feet = [], []
+    for kind, a, b in phases:
+        if kind == "stand":
+            angles.append(np.full(10, a)), feet.append(np.ones(10, bool))
+        else:
+            angles.append(np.linspace(a, b, 40)), feet.append(np.zeros(40, bool))
+    return np.concatenate(angles), np.concatenate(feet)
+
+
+TAU = 2 * math.pi
+
+
+@pytest.mark.parametrize(("phases", "flips"), [
+    ([("stand", 0, 0), ("air", 0, -TAU), ("stand", -TAU, 0)], 1),
+    ([("stand", 0, 0), ("air", 0, -TAU), ("stand", -TAU, 0), ("air", -TAU, -2 * TAU), ("stand", -2 * TAU, 0)], 2),
+    ([("stand", 0, 0), ("air", 0, -TAU - 1.5), ("stand", -TAU - 1.5, 0)], 0),  # landed on its back
+    ([("stand", 0, 0), ("air", 0, -math.pi), ("stand", -math.pi, 0)], 0),  # half a turn
+    ([("stand", 0, 0), ("air", 0, TAU), ("stand", TAU, 0)], 0),  # a front flip
+])
+def test_count_backflips(phases, flips):
+    assert count_backflips(*_trajectory(*phases)) == flips
+
+
+def test_an_unknown_judge_or_the_wrong_env_is_one_line(capsys, tmp_path):
+    assert main(["train", "--env", "Hopper-v5", "--labeler", "judge:nope", "--run-dir", str(tmp_path / "a")]) == 2
+    assert "judge:backflip" in capsys.readouterr().err
+    assert main(["train", "--env", "Hopper-v5", "--labeler", "backflip-judge", "--run-dir", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--env pbrl/HopperBackflip-v0" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_hopper_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("video") / "run"
+    args = ["train", "--env", "Hopper-v5", "--reward", "true", "--total-timesteps", "64", "--run-dir", str(run_dir),
+            "--eval-episodes", "1", "--no-progress"]
+    for setting in ("n_steps=64", "batch_size=32", "n_epochs=1"):
+        args += ["--ppo", setting]
+    assert main(args) == 0
+    return run_dir
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_the_video_command_writes_a_playable_file(tiny_hopper_run, tmp_path, capsys, suffix):
+    imageio = pytest.importorskip("imageio.v3")
+    out = tmp_path / f"hopper{suffix}"
+    assert main(["video", "--run-dir", str(tiny_hopper_run), "--out", str(out), "--max-steps", "40",
+                 "--size", "48"]) == 0
+    frames = imageio.imread(out, index=None)
+    assert frames.shape[0] == 10 and frames.shape[1:3] == (48, 48)  # 40 steps at 125 Hz, every 4th: 31 fps
+    assert frames.std() > 5
+
+
+def test_the_video_command_refuses_other_formats(tiny_hopper_run, capsys):
+    assert main(["video", "--run-dir", str(tiny_hopper_run), "--out", "x.avi"]) == 2
+    assert ".mp4 or .gif" in capsys.readouterr().err
