@@ -12,23 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+from run_queue import finished_metrics, run_all
 
-def run_args(root: Path, env: str, reward: str, seed: int, a: argparse.Namespace) -> tuple[Path, list[str]]:
-    run_dir = root / f"{env}__{reward}__seed{seed}"
-    cmd = ["pbrl", "train", "--env", env, "--reward", reward, "--total-timesteps", str(a.total_timesteps),
-           "--seed", str(seed), "--run-dir", str(run_dir), "--no-progress"]
+
+def train_args(env: str, reward: str, seed: int, a: argparse.Namespace) -> list[str]:
+    args = ["--env", env, "--reward", reward, "--total-timesteps", str(a.total_timesteps), "--seed", str(seed)]
     if reward == "learned":
-        cmd += ["--labeler", "synthetic", "--n-labels", str(a.n_labels)]
-    if (run_dir / "metrics.json").exists():
-        return run_dir, []
-    if (run_dir / "loop_state.json").exists():
-        return run_dir, ["pbrl", "train", "--resume", "--run-dir", str(run_dir), "--no-progress"]
-    return run_dir, cmd
+        args += ["--labeler", "synthetic", "--n-labels", str(a.n_labels)]
+    return args
 
 
 def main() -> int:
@@ -44,43 +38,48 @@ def main() -> int:
     root = Path(a.root)
     root.mkdir(parents=True, exist_ok=True)
     # seed-major order: every env gets a learned/true pair before any env gets a second seed
-    queue = [(env, reward, seed) for seed in a.seeds for env in a.envs for reward in ("learned", "true")]
-    running: list[tuple[subprocess.Popen, Path]] = []
-    while queue or running:
-        running = [(proc, d) for proc, d in running if proc.poll() is None]
-        while queue and len(running) < a.jobs:
-            env, reward, seed = queue.pop(0)
-            run_dir, cmd = run_args(root, env, reward, seed, a)
-            if cmd:
-                log = open(root / f"{run_dir.name}.log", "a")
-                print(f"[{time.strftime('%H:%M:%S')}] start {' '.join(cmd)}", flush=True)
-                running.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), run_dir))
-        time.sleep(5)
+    run_all([(root / f"{env}__{reward}__seed{seed}", train_args(env, reward, seed, a))
+             for seed in a.seeds for env in a.envs for reward in ("learned", "true")], a.jobs)
     report(root, a)
     return 0
 
 
 def report(root: Path, a: argparse.Namespace) -> None:
-    rows = [json.loads(m.read_text()) | {"run_dir": str(m.parent)} for m in sorted(root.glob("*/metrics.json"))]
+    """Merge this root's finished runs into OUT.json (a later run of the same env, mode and seed replaces an
+    earlier one) and write the tables with every command that contributed."""
+    out = Path(a.out)
+    prev = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else {}
+    merged = {(m["env_id"], m["reward"], m["seed"]): m for m in prev.get("runs", [])}
+    merged.update({(m["env_id"], m["reward"], m["seed"]): m for m in finished_metrics(root)})
+    rows = [merged[k] for k in sorted(merged)]
+    command = "python " + " ".join(sys.argv)
+    commands = prev.get("commands", [])
+    commands += [] if command in commands else [command]
     summary = {}
-    for env in a.envs:
+    for env in sorted({m["env_id"] for m in rows}):
         by = {r: [m for m in rows if m["env_id"] == env and m["reward"] == r] for r in ("learned", "true")}
         med = {r: statistics.median(m["eval_true_return_mean"] for m in ms) if ms else None for r, ms in by.items()}
         ratio = med["learned"] / med["true"] if med["learned"] is not None and med["true"] else None
         summary[env] = {"median_learned": med["learned"], "median_true": med["true"], "ratio": ratio,
                         "n_seeds_learned": len(by["learned"]), "n_seeds_true": len(by["true"])}
-    out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"runs": rows, "summary": summary}, indent=2) + "\n")
-    lines = ["| env | reward | seed | eval true return (mean ± std) | val acc | corr | labels | wall s | steps/s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    out.with_suffix(".json").write_text(
+        json.dumps({"commands": commands, "runs": rows, "summary": summary}, indent=2) + "\n")
+    lines = ["# MuJoCo acceptance (issue 2, acceptance 1 and 3): learned-reward vs true-reward PPO", "",
+             "Commands that made these rows (2-core machine, two runs at a time; each row's code is in its "
+             "`code_version`):", ""]
+    lines += [f"    {c}" for c in commands]
+    lines += ["", "Eval: 10 deterministic episodes of 1000 steps. Per-run metrics are in the JSON file.", "",
+              "| env | reward | seed | eval true return (mean ± std) | val acc | corr | labels | wall s | steps/s "
+              "| code |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for m in rows:
         acc = m.get("reward_model_val_accuracy")
         corr = m.get("learned_true_return_corr")
         lines.append(f"| {m['env_id']} | {m['reward']} | {m['seed']} | {m['eval_true_return_mean']:.1f} ± "
                      f"{m['eval_true_return_std']:.1f} | {'' if acc is None else f'{acc:.3f}'} | "
                      f"{'' if corr is None else f'{corr:.3f}'} | {m['n_labels']} | {m['wall_time_s']:.0f} | "
-                     f"{m['env_steps_per_s']:.0f} |")
+                     f"{m['env_steps_per_s']:.0f} | {m.get('code_version', '')} |")
     lines += ["", "| env | median learned | median true | ratio | seeds (learned/true) |", "|---|---|---|---|---|"]
     for env, s in summary.items():
         fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
