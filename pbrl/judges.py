@@ -6,7 +6,8 @@ It exists so the behaviour experiments can be run and tested without a person; i
 sees, and it is deliberately plain. Scores that differ by less than ``tie`` are "equally good" (0.5).
 
 - ``backflip`` (pbrl/HopperBackflip-v0, "do a backflip and land on your foot"): more net backward rotation of the
-  torso is better; ending upright on the foot is better than ending fallen; lying still on the ground is worst.
+  torso is better; landing upright on the foot after turning is better than falling; lying still on the ground is
+  worst. Standing still earns nothing (a first version paid the landing bonus for it and taught the agent to stand).
 - ``one-leg`` (pbrl/HalfCheetahOneLeg-v0, "run forward on one leg"): forward distance covered while the front foot
   is off the ground, less distance covered with both feet used; flipping onto the back is worst.
 """
@@ -50,15 +51,19 @@ class Judge:
 
 
 def backflip_score(judge: Judge, segment: Segment) -> float:
-    """Backward rotation (rad) + a bonus for ending upright on the foot - a penalty for lying still."""
+    """Backward rotation (rad) + a bonus for landing upright on the foot after turning - a penalty for lying still.
+
+    The landing bonus is scaled by how much of a turn came before it (full from half a turn on): standing still
+    upright is not a landing, and a judge that paid for it would teach the agent to stand.
+    """
     q = judge.kinematics.describe(segment.states)
     angle, height, feet = q["torso_angle"], q["torso_height"], q["feet_down"]
     rotation = float(angle[0] - angle[-1])  # rooty decreases when the torso turns backwards
     tail = slice(-max(1, len(angle) // 10), None)  # the last tenth of the segment
     landed = bool(np.all(np.cos(angle[tail]) > 0.9) and np.any(feet[tail]))
-    lying = float(np.mean(height < 0.6))
-    stuck = lying > 0.5 and abs(rotation) < 0.5
-    return rotation + LANDED_BONUS * landed - STUCK_PENALTY * stuck
+    turned = min(1.0, max(rotation, 0.0) / np.pi)
+    stuck = float(np.mean(height < 0.6)) > 0.5 and abs(rotation) < 0.5
+    return rotation + LANDED_BONUS * landed * turned - STUCK_PENALTY * stuck
 
 
 def one_leg_score(judge: Judge, segment: Segment) -> float:
