@@ -1,0 +1,132 @@
+"""The paper's seven Atari games with its preprocessing, the score blacked out, and no episode-end signal.
+
+``make_atari(game)`` builds, in this order:
+
+1. ``ALE/<Game>-v5`` with ``frameskip=1`` and no sticky actions (the wrappers below do the skipping);
+2. ``MaskScore``: the rectangles of ``SCORE_MASKS`` are set to black in every RGB frame, so neither the reward model
+   nor a person can read the reward off the screen (BeamRider's enemy counter and Enduro's dashboard included);
+3. ``FixedLengthAtari``: 0-30 no-op starts, frameskip 4 with a max over the last two frames, 84x84 grey
+   observations; a game over restarts the game *inside* the episode, lives are never reported, and the episode is
+   cut only at its fixed length, so no life-loss or game-over signal reaches the agent or the reward model.
+   The reward is the unclipped game score of the skipped frames (what the synthetic oracle compares);
+4. a 4-frame stack (``gymnasium.wrappers.FrameStackObservation``), observations (4, 84, 84) uint8.
+
+Needs the atari extra: ``pip install "pbrl[atari]"`` (ale-py ships the ROMs; resizing uses OpenCV).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+GAMES = ("BeamRider", "Breakout", "Enduro", "Pong", "Qbert", "Seaquest", "SpaceInvaders")
+EPISODE_STEPS = 2500  # agent steps (10,000 frames, about 2.8 minutes of play) per fixed-length episode
+ATARI_EXTRA_HINT = 'Atari games need ale-py and OpenCV: pip install "pbrl[atari]"'
+
+#: Screen rectangles (row0, row1, col0, col1) of the 210x160 frame that are blacked out, per game. Found by
+#: listing the pixels that change over random play and looking at the frames (docs/atari_masks.png).
+SCORE_MASKS: dict[str, list[tuple[int, int, int, int]]] = {
+    "BeamRider": [(0, 42, 0, 160)],  # score, sector, enemies-left counter, torpedoes
+    "Breakout": [(0, 17, 0, 160)],  # score, lives, player
+    "Enduro": [(156, 210, 0, 160)],  # the dashboard: odometer, cars still to pass, day
+    "Pong": [(0, 24, 0, 160)],  # both scores, above the top wall
+    "Qbert": [(4, 15, 30, 73), (15, 29, 30, 47)],  # score, then the lives under it
+    "Seaquest": [(0, 31, 0, 160)],  # score and the reserve submarines
+    "SpaceInvaders": [(0, 22, 0, 160)],  # both players' scores
+}
+
+
+class AtariUnavailable(ImportError):
+    """ale-py or OpenCV is missing; the message names the extra to install."""
+
+
+def game_of(env_id: str) -> str | None:
+    """``"Pong"`` for ``ALE/Pong-v5`` (any ALE id of the seven games), else None."""
+    if not env_id.startswith("ALE/"):
+        return None
+    name = env_id.split("/", 1)[1].split("-v")[0]
+    return name if name in GAMES else None
+
+
+class MaskScore(gym.ObservationWrapper):
+    """Black out ``rects`` in every RGB frame (a new array; the emulator's buffer is never written)."""
+
+    def __init__(self, env: gym.Env, rects: list[tuple[int, int, int, int]]):
+        super().__init__(env)
+        self.rects = rects
+
+    def observation(self, frame: np.ndarray) -> np.ndarray:
+        return mask_frame(frame, self.rects)
+
+
+def mask_frame(frame: np.ndarray, rects: list[tuple[int, int, int, int]]) -> np.ndarray:
+    out = frame.copy()
+    for r0, r1, c0, c1 in rects:
+        out[r0:r1, c0:c1] = 0
+    return out
+
+
+def to_84(frame: np.ndarray) -> np.ndarray:
+    """An RGB frame as the paper's 84x84 grey input.  # (84, 84) uint8"""
+    import cv2
+
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (84, 84), interpolation=cv2.INTER_AREA)
+
+
+class FixedLengthAtari(gym.Wrapper):
+    """No-op starts, frameskip with max-pool, 84x84 grey, game over restarts inside a fixed-length episode."""
+
+    def __init__(self, env: gym.Env, frameskip: int = 4, noop_max: int = 30):
+        super().__init__(env)
+        self.frameskip, self.noop_max = frameskip, noop_max
+        self.observation_space = gym.spaces.Box(0, 255, (84, 84), dtype=np.uint8)
+        self.last_rgb: np.ndarray | None = None  # the latest (masked) colour frame, for people and videos
+
+    def _start(self, seed: int | None = None) -> np.ndarray:
+        frame, _ = self.env.reset(seed=seed)
+        for _ in range(int(self.np_random.integers(0, self.noop_max + 1))):
+            frame, _, terminated, truncated, _ = self.env.step(0)
+            if terminated or truncated:
+                frame, _ = self.env.reset()
+        self.last_rgb = frame
+        return frame
+
+    def reset(self, *, seed: int | None = None, options=None):
+        frame = self._start(seed)  # the emulator's reset(seed) also seeds the no-op count
+        return to_84(frame), {}
+
+    def step(self, action):
+        total, frames = 0.0, []
+        game_over = False
+        for _ in range(self.frameskip):
+            frame, reward, terminated, truncated, _ = self.env.step(action)
+            total += float(reward)
+            frames.append(frame)
+            if terminated or truncated:
+                game_over = True
+                break
+        pooled = np.maximum(frames[-1], frames[-2]) if len(frames) >= 2 else frames[-1]
+        self.last_rgb = frames[-1]
+        if game_over:  # the game starts again; the agent sees only the new screen, never a signal
+            pooled = self._start()
+        return to_84(pooled), total, False, False, {}
+
+
+def make_atari(env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
+    """Build one of the seven games with the paper's preprocessing (see the module doc for the order)."""
+    game = game_of(env_id)
+    if game is None:
+        raise ValueError(f"{env_id!r} is not one of the paper's games: {', '.join(f'ALE/{g}-v5' for g in GAMES)}")
+    try:
+        import ale_py
+        import cv2  # noqa: F401
+    except ImportError:
+        raise AtariUnavailable(ATARI_EXTRA_HINT) from None
+    gym.register_envs(ale_py)
+    env = gym.make(env_id, frameskip=1, repeat_action_probability=0.0, full_action_space=False,
+                   max_num_frames_per_episode=0, render_mode=render_mode)
+    env = MaskScore(env.unwrapped, SCORE_MASKS[game])  # unwrapped: ALE's own TimeLimit would end episodes
+    env = FixedLengthAtari(env)
+    env = gym.wrappers.TimeLimit(env, max_episode_steps or EPISODE_STEPS)
+    return gym.wrappers.FrameStackObservation(env, 4)

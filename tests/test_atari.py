@@ -1,0 +1,70 @@
+"""The Atari games: the score is masked, the paper's preprocessing, and no episode-end signal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ale_py")
+pytest.importorskip("cv2")
+
+from pbrl.envs.atari import GAMES, SCORE_MASKS, game_of, make_atari, mask_frame, to_84  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def screens() -> dict[str, np.ndarray]:
+    """One raw emulator frame per game after some random play (score on screen)."""
+    out = {}
+    for game in GAMES:
+        env = make_atari(f"ALE/{game}-v5")
+        env.reset(seed=0)
+        env.action_space.seed(0)
+        for _ in range(100):
+            env.step(env.action_space.sample())
+        out[game] = env.unwrapped.ale.getScreenRGB().copy()
+        env.close()
+    return out
+
+
+@pytest.mark.parametrize("game", GAMES)
+def test_frames_that_differ_only_in_the_score_are_identical_after_masking(screens, game):
+    frame, rng = screens[game], np.random.default_rng(0)
+    other = frame.copy()
+    for r0, r1, c0, c1 in SCORE_MASKS[game]:  # any other score, lives or counter drawn in the masked area
+        other[r0:r1, c0:c1] = rng.integers(0, 256, other[r0:r1, c0:c1].shape, dtype=np.uint8)
+    assert not np.array_equal(frame, other)
+    np.testing.assert_array_equal(mask_frame(frame, SCORE_MASKS[game]), mask_frame(other, SCORE_MASKS[game]))
+    np.testing.assert_array_equal(to_84(mask_frame(frame, SCORE_MASKS[game])),
+                                  to_84(mask_frame(other, SCORE_MASKS[game])))
+    elsewhere = frame.copy()
+    elsewhere[120:130, 60:100] = 255 - elsewhere[120:130, 60:100]  # the play field still shows
+    assert not np.array_equal(mask_frame(frame, SCORE_MASKS[game]), mask_frame(elsewhere, SCORE_MASKS[game]))
+
+
+def test_the_masked_area_is_black_in_what_the_agent_sees(screens):
+    for game in GAMES:
+        masked = mask_frame(screens[game], SCORE_MASKS[game])
+        for r0, r1, c0, c1 in SCORE_MASKS[game]:
+            assert not masked[r0:r1, c0:c1].any()
+        assert masked.any()
+
+
+def test_preprocessing_and_fixed_length_episodes_without_game_over():
+    env = make_atari("ALE/Pong-v5", max_episode_steps=2000)
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8 and "lives" not in info
+    env.action_space.seed(0)
+    score, steps = 0.0, 0
+    while True:
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        score, steps = score + reward, steps + 1
+        assert not terminated and "lives" not in info
+        if truncated:
+            break
+    env.close()
+    assert steps == 2000
+    assert score < -21  # a random player loses a whole game (21 points) and the next one starts in the same episode
+
+
+def test_game_of():
+    assert game_of("ALE/Pong-v5") == "Pong" and game_of("ALE/Tetris-v5") is None and game_of("Hopper-v5") is None
