@@ -88,7 +88,47 @@ class _StackedMLP(nn.Module):
         return sum(w.pow(2).sum(dim=(1, 2)) for w in self.weights)  # type: ignore[return-value]
 
 
-class RewardEnsemble(nn.Module):
+class EnsembleBase(nn.Module):
+    """What every reward ensemble shares: per-member output normalisation to mean 0 and std ``target_std`` over
+    recent steps, the averaged reward PPO is paid, and segment returns. Subclasses provide ``raw`` (unnormalised
+    member rewards), ``features``/``member_pair_returns`` (what the trainer fits through) and ``net`` (the trained
+    parameters, with ``l2()`` per member)."""
+
+    n_members: int
+    target_std: float = 1.0
+
+    def _init_output_stats(self, n_members: int) -> None:
+        self.register_buffer("out_mean", torch.zeros(n_members))
+        self.register_buffer("out_std", torch.ones(n_members))
+
+    def raw(self, obs: np.ndarray | torch.Tensor, acts: np.ndarray | torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, obs: np.ndarray | torch.Tensor, acts: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Normalised member rewards.  # (n_members, *lead)"""
+        r = self.raw(obs, acts)
+        shape = (self.n_members,) + (1,) * (r.dim() - 1)
+        return (r - self.out_mean.view(shape)) / self.out_std.view(shape) * self.target_std
+
+    @torch.no_grad()
+    def mean_reward(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
+        """The reward PPO is paid: the average of the normalised members.  # (*lead,)"""
+        return self(obs, acts).mean(dim=0).numpy()
+
+    @torch.no_grad()
+    def segment_returns(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
+        """Per-member predicted returns of segments: obs (B, T, ...), acts (B, T, act_dim) -> (n_members, B)."""
+        return self(obs, acts).sum(dim=-1).numpy()
+
+    @torch.no_grad()
+    def fit_output_stats(self, obs: np.ndarray, acts: np.ndarray) -> None:
+        """Normalise each member over these (recent) steps: obs (N, ...), acts (N, act_dim)."""
+        r = self.raw(obs, acts)  # (n_members, N)
+        self.out_mean.copy_(r.mean(dim=1))
+        self.out_std.copy_(r.std(dim=1).clamp_min(1e-6) if r.shape[1] > 1 else torch.ones_like(self.out_std))
+
+
+class RewardEnsemble(EnsembleBase):
     """An ensemble of reward nets r(o, a) with input standardisation and per-member output normalisation."""
 
     def __init__(self, cfg: RewardModelConfig):
@@ -98,8 +138,7 @@ class RewardEnsemble(nn.Module):
         self.net = _StackedMLP(cfg, in_dim)
         self.register_buffer("in_mean", torch.zeros(in_dim))
         self.register_buffer("in_std", torch.ones(in_dim))
-        self.register_buffer("out_mean", torch.zeros(cfg.n_members))
-        self.register_buffer("out_std", torch.ones(cfg.n_members))
+        self._init_output_stats(cfg.n_members)
 
     @property
     def n_members(self) -> int:
@@ -123,21 +162,10 @@ class RewardEnsemble(nn.Module):
         """Unnormalised rewards for member-specific features: x (n_members, N, in) -> (n_members, N)."""
         return self.net(x)
 
-    def forward(self, obs: np.ndarray | torch.Tensor, acts: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Normalised member rewards.  # (n_members, *lead)"""
-        r = self.raw(obs, acts)
-        shape = (self.n_members,) + (1,) * (r.dim() - 1)
-        return (r - self.out_mean.view(shape)) / self.out_std.view(shape)
-
-    @torch.no_grad()
-    def mean_reward(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
-        """The reward PPO is paid: the average of the normalised members.  # (*lead,)"""
-        return self(obs, acts).mean(dim=0).numpy()
-
-    @torch.no_grad()
-    def segment_returns(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
-        """Per-member predicted returns of segments: obs (B, T, ...), acts (B, T, act_dim) -> (n_members, B)."""
-        return self(obs, acts).sum(dim=-1).numpy()
+    def member_pair_returns(self, feats: torch.Tensor) -> torch.Tensor:
+        """Each member's returns of its own pairs: feats (M, P, 2, T, in) -> (M, P, 2)."""
+        m, p, _, t, d = feats.shape
+        return self.raw_per_member(feats.reshape(m, p * 2 * t, d)).reshape(m, p, 2, t).sum(-1)
 
     @torch.no_grad()
     def fit_input_stats(self, obs: np.ndarray, acts: np.ndarray) -> None:
@@ -146,13 +174,6 @@ class RewardEnsemble(nn.Module):
                        torch.as_tensor(acts, dtype=torch.float32)], dim=-1)
         self.in_mean.copy_(x.mean(0))
         self.in_std.copy_(x.std(0).clamp_min(1e-3) if len(x) > 1 else torch.ones_like(self.in_mean))
-
-    @torch.no_grad()
-    def fit_output_stats(self, obs: np.ndarray, acts: np.ndarray) -> None:
-        """Normalise each member to mean 0, std 1 over these (recent) steps: obs (N, ...), acts (N, act_dim)."""
-        r = self.raw(obs, acts)  # (n_members, N)
-        self.out_mean.copy_(r.mean(dim=1))
-        self.out_std.copy_(r.std(dim=1).clamp_min(1e-6) if r.shape[1] > 1 else torch.ones_like(self.out_std))
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
         torch.save({"config": asdict(self.cfg), "state_dict": self.state_dict(), "extra": extra or {}}, path)

@@ -63,10 +63,9 @@ class RewardTrainer:
         self.optimizer = torch.optim.Adam(model.net.parameters(), lr=cfg.lr)
         self.last_bootstrap: np.ndarray | None = None  # (n_members, n_train) indices of the last fit
 
-    def _member_losses(self, feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """feats (M, P, 2, T, in), labels (M, P) -> BT loss per member and pair (M, P)."""
-        m, p, _, t, d = feats.shape
-        r = self.model.raw_per_member(feats.reshape(m, p * 2 * t, d)).reshape(m, p, 2, t).sum(-1)  # (M, P, 2)
+    def _member_losses(self, feats, labels: torch.Tensor) -> torch.Tensor:
+        """Each member's pairs (the model's features indexed by (M, P)), labels (M, P) -> BT loss (M, P)."""
+        r = self.model.member_pair_returns(feats)  # (M, P, 2)
         return bradley_terry_loss(r[..., 0], r[..., 1], labels)
 
     @torch.no_grad()
@@ -94,7 +93,8 @@ class RewardTrainer:
             return FitStats(float("nan"), loss, acc, self.l2, 0, len(val_idx))
         boot = np.stack([self.rng.choice(train_idx, size=len(train_idx), replace=True) for _ in range(n_members)])
         self.last_bootstrap = boot  # (n_members, n_train)
-        feats_all = self.model.features(data.obs, data.acts).detach()  # (N, 2, T, in)
+        with torch.no_grad():  # inputs as the model takes them, indexable by (M, P) pair indices
+            feats_all = self.model.features(data.obs, data.acts)
         labels_all = torch.as_tensor(data.labels, dtype=torch.float32)
         bs = min(self.cfg.batch_size, len(train_idx))
         self.model.train()

@@ -1,0 +1,134 @@
+"""The paper's Atari reward model: an ensemble of CNNs r(o, a) on 84x84 frame stacks.
+
+Each member: 4 conv layers (kernels 7/5/3/3, strides 3/2/1/1, 16 filters, leaky ReLU), a fully connected layer of
+64 units on the conv features and the one-hot action, batch norm, dropout 0.5, then the reward. Inputs stay uint8
+until a batch is evaluated (frames / 255), so a dataset of thousands of labelled segments costs its uint8 bytes,
+not four times that in floats. Outputs are normalised per member to std 0.05 (the paper's Atari setting); the
+adaptive L2 of the trainer applies to every weight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pbrl.reward_model import EnsembleBase
+
+FRAMES_PER_CHUNK = 1024  # frames evaluated at once when scoring many steps (bounds the float memory)
+
+
+@dataclass(frozen=True)
+class CnnRewardConfig:
+    obs_shape: tuple[int, int, int]  # (frames, 84, 84)
+    act_dim: int
+    n_members: int = 3
+    filters: int = 16
+    hidden: int = 64
+    dropout: float = 0.5
+    leaky_slope: float = 0.01
+    target_std: float = 0.05
+
+    def __post_init__(self):
+        if len(self.obs_shape) != 3:
+            raise ValueError(f"obs_shape must be (channels, height, width), got {self.obs_shape}")
+        if self.n_members < 1:
+            raise ValueError(f"n_members must be >= 1, got {self.n_members}")
+
+
+class _CnnMember(nn.Module):
+    def __init__(self, cfg: CnnRewardConfig):
+        super().__init__()
+        c, h, w = cfg.obs_shape
+        f, slope = cfg.filters, cfg.leaky_slope
+        self.conv = nn.Sequential(
+            nn.Conv2d(c, f, 7, stride=3), nn.LeakyReLU(slope),
+            nn.Conv2d(f, f, 5, stride=2), nn.LeakyReLU(slope),
+            nn.Conv2d(f, f, 3, stride=1), nn.LeakyReLU(slope),
+            nn.Conv2d(f, f, 3, stride=1), nn.LeakyReLU(slope),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            n_conv = self.conv(torch.zeros(1, c, h, w)).shape[1]
+        self.fc = nn.Linear(n_conv + cfg.act_dim, cfg.hidden)
+        self.norm = nn.BatchNorm1d(cfg.hidden)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.out = nn.Linear(cfg.hidden, 1)
+        self.slope = slope
+
+    def forward(self, frames: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
+        """frames (N, C, H, W) uint8, acts (N, A) -> rewards (N,)."""
+        x = self.conv(frames.float() / 255.0)
+        x = self.fc(torch.cat([x, acts.float()], dim=1))
+        x = self.drop(nn.functional.leaky_relu(self.norm(x), self.slope))
+        return self.out(x).squeeze(-1)
+
+
+class _Members(nn.ModuleList):
+    def l2(self) -> torch.Tensor:
+        """Sum of squared weights per member.  # (n_members,)"""
+        return torch.stack([sum(p.pow(2).sum() for n, p in m.named_parameters() if n.endswith("weight"))
+                            for m in self])
+
+
+class _PairSource:
+    """The labelled pairs as uint8 tensors, indexed by (members, pairs) without copying the whole dataset."""
+
+    def __init__(self, obs: np.ndarray, acts: np.ndarray):
+        self.obs = torch.from_numpy(np.ascontiguousarray(obs))  # (N, 2, T, C, H, W) uint8
+        self.acts = torch.as_tensor(acts, dtype=torch.float32)  # (N, 2, T, A)
+
+    def __getitem__(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.obs[idx], self.acts[idx]  # (M, P, 2, T, C, H, W), (M, P, 2, T, A)
+
+
+class CnnRewardEnsemble(EnsembleBase):
+    """``n_members`` independent CNN reward nets; the same interface as ``RewardEnsemble``."""
+
+    def __init__(self, cfg: CnnRewardConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.n_members = cfg.n_members
+        self.target_std = cfg.target_std
+        self.net = _Members([_CnnMember(cfg) for _ in range(cfg.n_members)])
+        self._init_output_stats(cfg.n_members)
+
+    def features(self, obs: np.ndarray, acts: np.ndarray) -> _PairSource:
+        return _PairSource(obs, acts)
+
+    def fit_input_stats(self, obs: np.ndarray, acts: np.ndarray) -> None:
+        """Frames are scaled by 1/255; nothing to fit."""
+
+    def member_pair_returns(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Each member's returns of its own pairs: (M, P, 2, T, C, H, W), (M, P, 2, T, A) -> (M, P, 2)."""
+        obs, acts = batch
+        m, p, _, t = obs.shape[:4]
+        out = [member(obs[k].reshape(-1, *obs.shape[4:]), acts[k].reshape(-1, acts.shape[-1]))
+               for k, member in enumerate(self.net)]
+        return torch.stack(out).reshape(m, p, 2, t).sum(-1)
+
+    def raw(self, obs: np.ndarray | torch.Tensor, acts: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Unnormalised member rewards: obs (*lead, C, H, W) uint8, acts (*lead, A) -> (n_members, *lead)."""
+        obs_t = torch.as_tensor(obs)
+        acts_t = torch.as_tensor(acts, dtype=torch.float32)
+        lead = obs_t.shape[:-3]
+        frames, a = obs_t.reshape(-1, *obs_t.shape[-3:]), acts_t.reshape(-1, acts_t.shape[-1])
+        out = torch.cat([torch.stack([member(frames[i:i + FRAMES_PER_CHUNK], a[i:i + FRAMES_PER_CHUNK])
+                                      for member in self.net])
+                         for i in range(0, len(frames), FRAMES_PER_CHUNK)], dim=1)
+        return out.reshape(self.n_members, *lead)
+
+    def save(self, path: str | Path, extra: dict | None = None) -> None:
+        torch.save({"kind": "cnn", "config": asdict(self.cfg), "state_dict": self.state_dict(),
+                    "extra": extra or {}}, path)
+
+    @staticmethod
+    def load(path: str | Path) -> tuple[CnnRewardEnsemble, dict]:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        cfg = ckpt["config"]
+        model = CnnRewardEnsemble(CnnRewardConfig(**{**cfg, "obs_shape": tuple(cfg["obs_shape"])}))
+        model.load_state_dict(ckpt["state_dict"])
+        return model, ckpt.get("extra", {})
