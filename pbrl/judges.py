@@ -3,7 +3,8 @@
 A judge is a labeler (same interface as the synthetic oracle and the person in the window) that scores each segment
 from its saved simulator states the way a person given the task's instruction would, and prefers the higher score.
 It exists so the behaviour experiments can be run and tested without a person; it is **not** a reward the agent
-sees, and it is deliberately plain. Scores that differ by less than ``tie`` are "equally good" (0.5).
+sees, and it is deliberately plain. Scores that differ by less than ``tie`` are "equally good" (0.5): 0.3 rad
+(17 degrees) of rotation is about what a person can tell apart in a short clip.
 
 - ``backflip`` (pbrl/HopperBackflip-v0, "do a backflip and land on your foot"): more net backward rotation of the
   torso is better; landing upright on the foot after turning is better than falling; lying still on the ground is
@@ -21,7 +22,7 @@ import numpy as np
 from pbrl.segments import Segment, SegmentPair
 
 LANDED_BONUS = 3.0  # radians' worth: ending upright on the foot beats ending almost half a turn further but fallen
-STUCK_PENALTY = 4.0  # lying on the ground without turning is the worst segment there is
+STUCK_PENALTY = 1.0  # lying on the ground without turning is the worst segment there is
 FRONT_FOOT_UP_Z = 0.25  # metres: the cheetah's front foot counts as lifted above this
 
 
@@ -93,4 +94,4 @@ def make_judge(name: str) -> Judge:
     if name not in JUDGES:
         raise ValueError(f"unknown judge {name!r}; judges: {', '.join(JUDGES)}")
     env_id, score, _ = JUDGES[name]
-    return Judge(name, env_id, score)
+    return Judge(name, env_id, score, tie=0.3)
