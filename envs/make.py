@@ -32,6 +32,9 @@ _TRUE_REWARD_TEXT: dict[str, str] = {
     "Ant": "forward velocity + 1 per step while healthy - contact cost (no torque penalty)",
     "Humanoid": "forward velocity + 5 per step while healthy - contact cost (no torque penalty)",
     "HalfCheetah": "forward velocity (no torque penalty)",
+    "BeamRider": "the game score (unclipped)", "Breakout": "the game score (unclipped)",
+    "Enduro": "the game score (unclipped)", "Pong": "the game score (unclipped)", "Qbert": "the game score (unclipped)",
+    "Seaquest": "the game score (unclipped)", "SpaceInvaders": "the game score (unclipped)",
     "Swimmer": "forward velocity (no torque penalty)",
     "Reacher": "minus the fingertip's distance to the target (no torque penalty)",
     "HopperBackflip": "none: the env pays 0; a person (or the backflip judge) decides what is better",
@@ -45,13 +48,15 @@ def _base_name(env_id: str) -> str:
     return env_id.split("/")[-1].split("-v")[0]
 
 
-def validate_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
-    """Return the spec of ``env_id`` or raise ``EnvSpecError`` with a one-line reason and fix."""
+def validate_env_id(env_id: str) -> gym.envs.registration.EnvSpec | None:
+    """Return the spec of ``env_id`` (None for the Atari games) or raise ``EnvSpecError`` with a reason and fix."""
+    from pbrl.envs.atari import GAMES, game_of
+
     if env_id.startswith("ALE/") or "NoFrameskip" in env_id:
-        raise EnvSpecError(
-            f"{env_id!r} has image observations; pbrl's image (CNN) reward models are not available yet, "
-            "use a state-based env such as Hopper-v5"
-        )
+        if game_of(env_id) is None:
+            raise EnvSpecError(f"{env_id!r} is not one of the Atari games pbrl prepares (score masks, no game-over "
+                               f"signal): {', '.join(f'ALE/{g}-v5' for g in GAMES)}")
+        return None
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as exc:
@@ -72,6 +77,8 @@ def make_env(env_id: str, seed: int | None = None, render_mode: str | None = Non
     4. ``RecordSimulatorState`` for MuJoCo envs: ``info["pbrl_state"]`` holds qpos/qvel for re-rendering clips.
     """
     validate_env_id(env_id)
+    if env_id.startswith("ALE/"):
+        return _make_atari(env_id, seed, render_mode, max_episode_steps)
     kwargs = dict(_MUJOCO_KWARGS.get(_base_name(env_id), {}))
     if max_episode_steps is not None:
         if max_episode_steps < 1:
@@ -82,8 +89,8 @@ def make_env(env_id: str, seed: int | None = None, render_mode: str | None = Non
     if isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) >= 2:
         env.close()
         raise EnvSpecError(
-            f"{env_id!r} has image observations {obs_space.shape}; pbrl's image (CNN) reward models are not "
-            "available yet, use a state-based env such as Hopper-v5"
+            f"{env_id!r} has image observations {obs_space.shape}; pbrl's CNN reward model takes the Atari games "
+            "it prepares (ALE/Pong-v5, ...); for other image envs use a state-based version"
         )
     if not isinstance(env.action_space, gym.spaces.Box | gym.spaces.Discrete):
         env.close()
@@ -94,6 +101,19 @@ def make_env(env_id: str, seed: int | None = None, render_mode: str | None = Non
     env = TrueRewardInInfo(env)
     if hasattr(env.unwrapped, "data") and hasattr(env.unwrapped, "model"):
         env = RecordSimulatorState(env)
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env
+
+
+def _make_atari(env_id: str, seed: int | None, render_mode: str | None, max_episode_steps: int | None) -> gym.Env:
+    from pbrl.envs.atari import AtariUnavailable, make_atari
+
+    try:
+        env = TrueRewardInInfo(make_atari(env_id, max_episode_steps, render_mode))
+    except AtariUnavailable as exc:
+        raise EnvSpecError(str(exc)) from None
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pbrl.config import ConfigError, TrainConfig
+from pbrl.config import ConfigError, TrainConfig, family_defaults
 from pbrl.run_dir import RunDir, RunDirError
 
 
@@ -131,14 +131,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     run = RunDir(args.run_dir)
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-             if hasattr(args, f.name) and f.name != "run_dir"}
+             if hasattr(args, f.name) and f.name not in ("run_dir", "ppo")}
+    if args.resume and args.ppo:
+        given["ppo"] = args.ppo
     if args.resume:
         run.check_existing()
         cfg = TrainConfig.load(run.config)
         if given:
             print(f"pbrl: resuming with the run's saved config; ignoring {', '.join(sorted(given))}", file=sys.stderr)
     else:
-        cfg = TrainConfig(run_dir=args.run_dir, **given)
+        cfg = TrainConfig(run_dir=args.run_dir, **family_defaults(given.get("env_id", TrainConfig.env_id), given))
         cfg.ppo = _ppo_overrides(cfg.env_id, args.ppo)
         cfg.validate()
         _check_env(cfg.env_id, cfg.episode_steps)

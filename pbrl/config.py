@@ -30,6 +30,23 @@ WHEN_FULL = ("keep-training", "pause")
 INITIAL_POLICIES = ("random", "untrained")
 
 
+#: The paper's Atari method settings, used where the user gave no flag of their own (``family_defaults``).
+ATARI_METHOD: dict[str, Any] = {"segment_length": 25, "label_rate_constant": 5e6, "max_labels_used": 3000,
+                                "segment_buffer_size": 300}
+ATARI_INITIAL_LABELS = 500
+
+
+def family_defaults(env_id: str, given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` config values, completed with the paper's settings for the env's family where not given."""
+    if not env_id.startswith("ALE/"):
+        return dict(given)
+    out = {**ATARI_METHOD, **given}
+    if "initial_label_fraction" not in given:
+        n_labels = int(given.get("n_labels", TrainConfig.n_labels))
+        out["initial_label_fraction"] = min(1.0, ATARI_INITIAL_LABELS / max(n_labels, 1))
+    return out
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a run; saved as config.json in the run directory."""

@@ -21,6 +21,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from tqdm import tqdm
 
+from pbrl.cnn_reward import CnnRewardConfig, CnnRewardEnsemble
 from pbrl.config import TrainConfig
 from pbrl.envs import make_env
 from pbrl.envs.make import obs_action_dims
@@ -37,6 +38,7 @@ from pbrl.store import PreferenceStore
 from pbrl.trainer import FitStats, PreferenceDataset, RewardTrainer, TrainerConfig
 
 VAL_FRACTION = 1.0 / math.e  # the paper's held-out share of labels
+IMAGE_SEGMENT_SAMPLE = 200
 
 
 @dataclass
@@ -103,7 +105,10 @@ class PreferenceRun:
         self.schedule = LabelSchedule(cfg.n_labels, cfg.total_timesteps, cfg.initial_label_fraction,
                                       cfg.label_rate_constant)
         self.n_initial_steps = math.ceil(2.4 * self.schedule.n_initial * cfg.segment_length / cfg.n_envs)
-        capacity = max(cfg.ppo["n_steps"], self.n_initial_steps if cfg.learned else 0)
+        self.images = cfg.env_id.startswith("ALE/")
+        # the recorder holds a rollout; for vector observations also the whole initial collection (images are
+        # collected in rollout-sized chunks instead: a stack of frames is 28 KB a step)
+        capacity = max(cfg.ppo["n_steps"], self.n_initial_steps if cfg.learned and not self.images else 0)
 
         # -- env: Monitor(make_env) x n_envs -> DummyVecEnv -> RolloutRecorder (raw steps) -> VecNormalize (obs)
         fns = [lambda i=i: Monitor(make_env(cfg.env_id, seed=cfg.seed + i, max_episode_steps=cfg.episode_steps))
@@ -154,7 +159,8 @@ class PreferenceRun:
             return RelabelingPPO.load(str(self.run_dir.policy), env=self.venv, device="cpu")
         p = self.cfg.ppo
         return RelabelingPPO(
-            "MlpPolicy", self.venv, n_steps=p["n_steps"], batch_size=p["batch_size"], n_epochs=p["n_epochs"],
+            p.get("policy", "MlpPolicy"), self.venv, n_steps=p["n_steps"], batch_size=p["batch_size"],
+            n_epochs=p["n_epochs"],
             gamma=p["gamma"], gae_lambda=p["gae_lambda"], learning_rate=p["learning_rate"], ent_coef=p["ent_coef"],
             clip_range=p["clip_range"], max_grad_norm=p["max_grad_norm"], vf_coef=p["vf_coef"],
             policy_kwargs=policy_kwargs_for_sb3(p["policy_kwargs"]), seed=self.cfg.seed, device="cpu", verbose=0,
@@ -162,8 +168,14 @@ class PreferenceRun:
 
     def _build_reward_model(self, resume: bool) -> None:
         cfg = self.cfg
+        model_cls = CnnRewardEnsemble if self.images else RewardEnsemble
         if resume and self.run_dir.reward_model.exists():
-            self.ensemble, extra = RewardEnsemble.load(self.run_dir.reward_model)
+            self.ensemble, extra = model_cls.load(self.run_dir.reward_model)
+        elif self.images:
+            _, act_dim = obs_action_dims(self.venv.observation_space, self.venv.action_space)
+            self.ensemble, extra = CnnRewardEnsemble(CnnRewardConfig(
+                obs_shape=tuple(self.venv.observation_space.shape), act_dim=act_dim, n_members=cfg.n_members,
+                hidden=cfg.reward_hidden)), {}
         else:
             obs_dim, act_dim = obs_action_dims(self.venv.observation_space, self.venv.action_space)
             self.ensemble, extra = RewardEnsemble(RewardModelConfig(
@@ -190,10 +202,13 @@ class PreferenceRun:
         for the first queries, restarting the env every ``initial_episode_steps`` steps when that is set."""
         space = self.venv.action_space
         space.seed(self.cfg.seed)
-        chunk = min(self.cfg.initial_episode_steps or self.n_initial_steps, self.n_initial_steps)
+        chunk = min(self.cfg.initial_episode_steps or self.n_initial_steps, self.n_initial_steps,
+                    self.recorder.capacity)
+        obs = self.venv.reset()
         for done in range(0, self.n_initial_steps, chunk):
             n = min(chunk, self.n_initial_steps - done)
-            obs = self.venv.reset()
+            if self.cfg.initial_episode_steps:
+                obs = self.venv.reset()
             for _ in range(n):
                 if self.cfg.initial_policy == "random":
                     actions = np.stack([space.sample() for _ in range(self.venv.num_envs)])
@@ -279,7 +294,7 @@ class PreferenceRun:
         self.ensemble.fit_input_stats(data.obs.reshape(-1, *data.obs.shape[3:]),
                                       data.acts.reshape(-1, data.acts.shape[-1]))
         stats = self.trainer.fit(data, n_epochs)
-        obs, acts = stack(self.buffer.segments())
+        obs, acts = stack(self.recent_segments())
         self.ensemble.fit_output_stats(obs.reshape(-1, *obs.shape[2:]), acts.reshape(-1, acts.shape[-1]))
         self.state.fit_time_s += time.perf_counter() - t0
         self.state.last_fit = {"train_loss": stats.train_loss, "val_loss": stats.val_loss,
@@ -289,7 +304,16 @@ class PreferenceRun:
     def held_out_corr(self) -> float:
         """Learned vs true return over recent segments that no comparison used."""
         assert self.ensemble is not None
-        return learned_true_corr(self.ensemble, [s for s in self.buffer.segments() if s.id is None])
+        return learned_true_corr(self.ensemble, [s for s in self.recent_segments() if s.id is None])
+
+    def recent_segments(self) -> list:
+        """The buffer's segments, or for image observations a random 200 of them (a CNN pass over all of them
+        every round would cost more than the round's PPO update)."""
+        segments = self.buffer.segments()
+        if not self.images or len(segments) <= IMAGE_SEGMENT_SAMPLE:
+            return segments
+        keep = self.rng.choice(len(segments), IMAGE_SEGMENT_SAMPLE, replace=False)
+        return [segments[i] for i in sorted(keep)]
 
     def log_round(self) -> None:
         log = self.ppo.logger
@@ -364,7 +388,8 @@ class PreferenceRun:
     def finish(self) -> dict[str, Any]:
         """Evaluate the final policy on the true reward and write metrics.json."""
         cfg, state = self.cfg, self.state
-        rets = true_returns(self.ppo, cfg.env_id, cfg.eval_episodes, cfg.seed + 10_000, self.venv.obs_rms,
+        obs_rms = self.venv.obs_rms if cfg.ppo["normalize"] else None  # VecNormalize has none without norm_obs
+        rets = true_returns(self.ppo, cfg.env_id, cfg.eval_episodes, cfg.seed + 10_000, obs_rms,
                             max_episode_steps=cfg.episode_steps)
         counts = self.store.counts()
         metrics = {
@@ -380,7 +405,7 @@ class PreferenceRun:
             "reward_fit_share": state.fit_time_s / max(state.wall_time_s, 1e-9),
             "n_pretrain_env_steps": state.n_pretrain_env_steps, "code_version": state.code_version,
         }
-        metrics.update(behaviour_stats(self.ppo, cfg.env_id, cfg.eval_episodes, cfg.seed + 10_000, self.venv.obs_rms,
+        metrics.update(behaviour_stats(self.ppo, cfg.env_id, cfg.eval_episodes, cfg.seed + 10_000, obs_rms,
                                        max_episode_steps=cfg.episode_steps))
         metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
         write_json_atomic(self.run_dir.metrics, metrics)

@@ -40,8 +40,18 @@ _ZOO: dict[str, dict[str, Any]] = {
 _BODY = {"HopperBackflip": "Hopper", "HalfCheetahOneLeg": "HalfCheetah"}
 
 
+# rl-baselines3-zoo hyperparams/ppo.yml, atari (the linear schedules of lr and clip range kept constant here)
+_ATARI: dict[str, Any] = {
+    "policy": "CnnPolicy", "n_envs": 8, "normalize": False, "n_steps": 128, "batch_size": 256, "n_epochs": 4,
+    "gamma": 0.99, "gae_lambda": 0.95, "learning_rate": 2.5e-4, "ent_coef": 0.01, "clip_range": 0.1,
+    "max_grad_norm": 0.5, "vf_coef": 0.5, "policy_kwargs": {},
+}
+
+
 def ppo_defaults(env_id: str) -> dict[str, Any]:
     """A fresh dict of PPO settings for ``env_id`` (Zoo-tuned where the Zoo has them)."""
+    if env_id.startswith("ALE/"):
+        return {**_ATARI, "policy_kwargs": {}}
     base = env_id.split("/")[-1].split("-v")[0]
     body = _BODY.get(base, base)
     out = {**_DEFAULT, **_ZOO.get(body, {})}

@@ -68,3 +68,25 @@ def test_preprocessing_and_fixed_length_episodes_without_game_over():
 
 def test_game_of():
     assert game_of("ALE/Pong-v5") == "Pong" and game_of("ALE/Tetris-v5") is None and game_of("Hopper-v5") is None
+
+
+def test_a_tiny_pong_run_goes_end_to_end(tmp_path):
+    """Synthetic labels on the game score, the CNN ensemble, CnnPolicy PPO on the learned reward, evaluation."""
+    import json
+
+    from pbrl.cli import main
+
+    run = tmp_path / "pong"
+    args = ["train", "--env", "ALE/Pong-v5", "--n-labels", "12", "--total-timesteps", "512", "--n-envs", "2",
+            "--max-episode-steps", "200", "--pretrain-epochs", "1", "--fit-epochs", "1", "--eval-episodes", "1",
+            "--label-interval", "256", "--run-dir", str(run), "--no-progress",
+            "--ppo", "n_steps=64", "--ppo", "batch_size=64", "--ppo", "n_epochs=1"]
+    assert main(args) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    cfg = json.loads((run / "config.json").read_text())
+    assert metrics["n_labels"] == 12 and metrics["total_timesteps"] == 512
+    assert cfg["segment_length"] == 25 and cfg["ppo"]["policy"] == "CnnPolicy"  # the paper's Atari settings
+    assert metrics["eval_true_return_mean"] <= 0  # a Pong score, from a barely trained agent
+    import torch
+
+    assert torch.load(run / "reward_model.pt", weights_only=False)["kind"] == "cnn"

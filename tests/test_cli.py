@@ -40,7 +40,7 @@ def _fails_with_one_line(capsys, argv, message) -> None:
 
 @pytest.mark.parametrize("argv, message", [
     (["--env", "Hoper-v5"], "unknown env id 'Hoper-v5'"),
-    (["--env", "ALE/Pong-v5"], "image observations"),
+    (["--env", "ALE/Tetris-v5"], "not one of the Atari games"),
     (["--n-labels", "0"], "--n-labels must be a positive number"),
     (["--n-labels", "-5"], "--n-labels must be a positive number"),
     (["--total-timesteps", "0"], "--total-timesteps must be a positive number"),
