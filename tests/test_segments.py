@@ -205,3 +205,23 @@ def test_stack_shapes():
     obs, acts = stack([_tagged(i) for i in range(4)])  # (B, T, obs_dim), (B, T, act_dim)
     assert obs.shape == (4, 3, 2) and acts.shape == (4, 3, 1)
     np.testing.assert_array_equal(obs[:, 0, 0], np.arange(4))
+
+
+def test_image_segments_are_owned_uint8_copies_and_the_buffer_is_bounded():
+    """Atari frame stacks: each segment holds its own uint8 frames, so the rollout can be freed (no views that keep
+    whole rollouts alive), and the buffer's memory stops growing at its capacity."""
+    t, n_envs = 100, 2
+    rollout = RolloutRecord(
+        obs=np.random.default_rng(0).integers(0, 255, (t, n_envs, 4, 84, 84), dtype=np.uint8),
+        acts=np.zeros((t, n_envs, 6), np.float32), true_rews=np.zeros((t, n_envs), np.float32),
+        dones=np.zeros((t, n_envs), bool), episodes=np.zeros((t, n_envs), np.int64),
+        env_steps=np.tile(np.arange(t)[:, None], (1, n_envs)), states=None, policy_step=0)
+    buffer = SegmentBuffer(capacity=10)
+    for _ in range(3):
+        buffer.extend(cut_segments(rollout, 25, np.random.default_rng(1)))
+    segs = buffer.segments()
+    assert len(segs) == 10
+    for s in segs:
+        assert s.obs.dtype == np.uint8 and s.obs.flags.owndata and s.obs.base is None
+        assert not np.shares_memory(s.obs, rollout.obs)
+    assert sum(s.obs.nbytes for s in segs) == 10 * 25 * 4 * 84 * 84

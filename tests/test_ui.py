@@ -332,3 +332,25 @@ def test_pause_when_full_stops_ppo_until_answers_arrive(tiny_config):
         worker.join()
         store.close()
     assert run.ppo.num_timesteps >= 4096
+
+
+def test_an_atari_pair_is_shown_headless(tmp_path, app_on):
+    from pbrl.segments import Segment
+    from pbrl.ui.render import AutoRenderer
+
+    rng = np.random.default_rng(0)
+
+    def seg() -> Segment:
+        return Segment(obs=rng.integers(0, 255, (25, 4, 84, 84), dtype=np.uint8),
+                       acts=np.eye(6, dtype=np.float32)[rng.integers(0, 6, 25)], true_rews=np.zeros(25, np.float32),
+                       policy_step=0, episode=0, env_step=0)
+
+    with PreferenceStore(tmp_path / "preferences.sqlite") as store:
+        store.add_queries([(seg(), seg())], ["train"], 0, 0)
+    session = LabelSession(tmp_path / "preferences.sqlite", "alice", lambda: AutoRenderer("ALE/Pong-v5", 48), seed=0)
+    app = app_on(tmp_path, session)
+    _pump(app, lambda: app.session.current is not None)
+    item = app.session.current
+    assert item.left.shape == (25, 48, 48, 3) and item.fps == 15
+    _key(pygame.K_LEFT)
+    _pump(app, lambda: app.session.current is None and app.session.stats.answered == 1)

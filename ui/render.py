@@ -1,8 +1,9 @@
 """Clips for people: frames rendered from a segment's saved simulator states, only for the pairs being asked.
 
 ``ClipRenderer`` (in ``pbrl.envs.render``, shared with ``pbrl video``) renders MuJoCo states.
-Segments without simulator states (classic-control envs, or stores written without them) get a plain picture of
-the observation vector per step instead, so every run can be labelled and the app can be tested anywhere.
+Segments without simulator states get what their observations show: Atari frame stacks their newest 84x84 frame
+(full-colour clips replayed from saved emulator states are still to come), vectors a plain picture of the
+observation per step, so every run can be labelled and the app can be tested anywhere.
 A renderer is used from one thread only: the OpenGL context belongs to the thread that made it.
 """
 
@@ -15,7 +16,7 @@ import numpy as np
 from pbrl.envs.render import ClipRenderer
 from pbrl.segments import Segment
 
-__all__ = ["AutoRenderer", "ClipRenderer", "FrameRenderer", "ObservationBars"]
+__all__ = ["AutoRenderer", "ClipRenderer", "FrameRenderer", "ObservationBars", "StackedFrames"]
 
 
 class FrameRenderer(Protocol):
@@ -48,6 +49,21 @@ class ObservationBars:
         return out
 
 
+class StackedFrames:
+    """Image observations (T, frames, H, W): the newest frame of each step's stack, grey, scaled to ``size``."""
+
+    def __init__(self, size: int = 256, fps: float = 15.0):
+        self.size, self.fps = size, fps  # 15 agent steps/s: Atari's 60 Hz with a frameskip of 4
+
+    def frames(self, segment: Segment) -> np.ndarray:
+        newest = segment.obs[:, -1]  # (T, H, W) uint8
+        h, w = newest.shape[1:]
+        rows = np.arange(self.size) * h // self.size
+        cols = np.arange(self.size) * w // self.size
+        grey = newest[:, rows][:, :, cols]  # nearest-neighbour scaling
+        return np.repeat(grey[..., None], 3, axis=-1)
+
+
 class AutoRenderer:
     """MuJoCo clips where segments carry simulator states, observation bars otherwise (built on first use)."""
 
@@ -55,9 +71,13 @@ class AutoRenderer:
         self.env_id, self.size, self.max_episode_steps = env_id, size, max_episode_steps
         self._clips: ClipRenderer | None = None
         self._bars = ObservationBars(size)
+        self._stacked = StackedFrames(size)
         self.fps = self._bars.fps
 
     def frames(self, segment: Segment) -> np.ndarray:
+        if segment.states is None and segment.obs.ndim == 4:
+            self.fps = self._stacked.fps
+            return self._stacked.frames(segment)
         if segment.states is None:
             self.fps = self._bars.fps
             return self._bars.frames(segment)
