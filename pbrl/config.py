@@ -69,6 +69,8 @@ class TrainConfig:
     segment_buffer_size: int = _f(1000, "recent segments kept as query candidates")
     query_selection: str = _f("disagreement", "how pairs are picked from the candidates", choices=SELECTIONS)
     oversample: int = _f(10, "candidate pairs drawn per query asked (the paper's 10x)")
+    pair_phase: int = _f(0, "draw candidate pairs among segments that start in the same N-step stretch of their "
+                         "episodes (like for like, e.g. two episode starts); 0 = any two segments")
     initial_label_fraction: float = _f(0.25, "share of the budget asked before RL, on --initial-policy's segments")
     initial_policy: str = _f("random", "who acts for the initial segments: 'random' (uniform actions, as the paper) "
                              "or 'untrained' (the PPO policy before any update)", choices=INITIAL_POLICIES)
@@ -150,7 +152,7 @@ class TrainConfig:
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{flag} must be a positive number, got {value}")
         for name in ("pretrain_epochs", "fit_epochs", "max_labels_used", "n_envs", "max_episode_steps", "max_pending",
-                     "initial_episode_steps"):
+                     "initial_episode_steps", "pair_phase"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.segment_buffer_size < 2:

@@ -228,7 +228,7 @@ class PreferenceRun:
         obs, acts = stack(segments)
         with torch.no_grad():
             member_returns = self.ensemble.raw(obs, acts).sum(-1).numpy()  # (n_members, n_segments)
-        candidates = self.buffer.sample_pairs(n_queries * self.cfg.oversample, self.rng)
+        candidates = self.buffer.sample_pairs(n_queries * self.cfg.oversample, self.rng, self.cfg.pair_phase)
         asked = self.store.asked_pairs()
         fresh = [(i, j) not in asked and (j, i) not in asked for i, j in
                  ((segments[a].id, segments[b].id) for a, b in candidates)]

@@ -122,13 +122,28 @@ class SegmentBuffer:
     def segments(self) -> list[Segment]:
         return list(self._segments)
 
-    def sample_pairs(self, n_pairs: int, rng: np.random.Generator) -> np.ndarray:
-        """``n_pairs`` index pairs of two different segments, drawn uniformly.  # (n_pairs, 2)"""
+    def sample_pairs(self, n_pairs: int, rng: np.random.Generator, phase: int = 0) -> np.ndarray:
+        """``n_pairs`` index pairs of two different segments.  # (n_pairs, 2)
+
+        The first of each pair is drawn uniformly. With ``phase`` 0 so is the second; with ``phase`` N the second
+        is drawn among the segments that start in the same N-step stretch of their episodes (two episode starts,
+        say), like for like, falling back to any segment when the first has no such partner.
+        """
         n = len(self._segments)
         if n < 2:
             raise ValueError("need at least two segments to form a pair")
         first = rng.integers(0, n, size=n_pairs)
         second = (first + rng.integers(1, n, size=n_pairs)) % n  # never equal to first
+        if phase > 0:
+            bins = np.array([s.env_step // phase for s in self._segments])
+            for b in np.unique(bins[first]):
+                members = np.flatnonzero(bins == b)
+                if len(members) < 2:
+                    continue
+                rows = np.flatnonzero(bins[first] == b)
+                pos = np.searchsorted(members, first[rows])  # where each first sits among its bin's members
+                shift = rng.integers(1, len(members), size=len(rows))
+                second[rows] = members[(pos + shift) % len(members)]  # another member, never the first itself
         return np.stack([first, second], axis=1)
 
 

@@ -225,3 +225,15 @@ def test_image_segments_are_owned_uint8_copies_and_the_buffer_is_bounded():
         assert s.obs.dtype == np.uint8 and s.obs.flags.owndata and s.obs.base is None
         assert not np.shares_memory(s.obs, rollout.obs)
     assert sum(s.obs.nbytes for s in segs) == 10 * 25 * 4 * 84 * 84
+
+
+def test_phase_pairs_match_episode_stretches():
+    buffer = SegmentBuffer(capacity=100)
+    buffer.extend(Segment(obs=np.zeros((5, 1)), acts=np.zeros((5, 1)), true_rews=np.zeros(5), policy_step=0,
+                          episode=i, env_step=step) for i, step in enumerate([0, 3, 50, 60, 70, 99, 400]))
+    pairs = buffer.sample_pairs(500, np.random.default_rng(0), phase=50)
+    steps = np.array([[buffer[i].env_step, buffer[j].env_step] for i, j in pairs])
+    assert (pairs[:, 0] != pairs[:, 1]).all()
+    lonely = steps[:, 0] == 400  # alone in its stretch: paired with anything
+    np.testing.assert_array_equal(steps[~lonely, 0] // 50, steps[~lonely, 1] // 50)
+    assert lonely.any() and set(steps[steps[:, 0] == 0, 1]) == {3}
