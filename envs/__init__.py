@@ -19,10 +19,12 @@ from pbrl.envs.make import EnvSpecError, describe_true_reward, make_env, validat
 from pbrl.envs.wrappers import FrozenTerminalState, RecordSimulatorState
 
 # The behaviour envs (envs/behaviours.py), registered by name: the module loads only when one is made.
-for _id, _entry in (("pbrl/HopperBackflip-v0", "HopperBackflipEnv"),
-                    ("pbrl/HalfCheetahOneLeg-v0", "HalfCheetahOneLegEnv")):
+# A backflip episode is 2 s (250 steps): time to crouch, turn and land, and a failed try costs little lying time,
+# so the agent gets many fresh tries; the one-leg cheetah runs the usual 1,000 steps.
+for _id, _entry, _steps in (("pbrl/HopperBackflip-v0", "HopperBackflipEnv", 250),
+                            ("pbrl/HalfCheetahOneLeg-v0", "HalfCheetahOneLegEnv", 1000)):
     if _id not in _gym.registry:
-        _gym.register(_id, entry_point=f"pbrl.envs.behaviours:{_entry}", max_episode_steps=1000)
+        _gym.register(_id, entry_point=f"pbrl.envs.behaviours:{_entry}", max_episode_steps=_steps)
 
 __all__ = [
     "EnvSpecError",

@@ -17,7 +17,6 @@ import numpy as np
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
 
-EPISODE_STEPS = 1000
 FOOT_DOWN_Z = 0.12  # foot geom centre height (m) below which a Hopper foot counts as on the ground
 UPRIGHT_COS = 0.9  # cos(torso angle) above which the torso counts as upright (|angle mod 2pi| < ~26 degrees)
 
