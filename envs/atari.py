@@ -21,7 +21,6 @@ import numpy as np
 
 GAMES = ("BeamRider", "Breakout", "Enduro", "Pong", "Qbert", "Seaquest", "SpaceInvaders")
 EPISODE_STEPS = 2500  # agent steps (10,000 frames, about 2.8 minutes of play) per fixed-length episode
-ATARI_EXTRA_HINT = 'Atari games need ale-py and OpenCV: pip install "pbrl[atari]"'
 
 #: Screen rectangles (row0, row1, col0, col1) of the 210x160 frame that are blacked out, per game. Found by
 #: listing the pixels that change over random play and looking at the frames (docs/atari_masks.png).
@@ -34,10 +33,6 @@ SCORE_MASKS: dict[str, list[tuple[int, int, int, int]]] = {
     "Seaquest": [(0, 31, 0, 160)],  # score and the reserve submarines
     "SpaceInvaders": [(0, 22, 0, 160)],  # both players' scores
 }
-
-
-class AtariUnavailable(ImportError):
-    """ale-py or OpenCV is missing; the message names the extra to install."""
 
 
 def game_of(env_id: str) -> str | None:
@@ -118,11 +113,10 @@ def make_atari(env_id: str, max_episode_steps: int | None = None, render_mode: s
     game = game_of(env_id)
     if game is None:
         raise ValueError(f"{env_id!r} is not one of the paper's games: {', '.join(f'ALE/{g}-v5' for g in GAMES)}")
-    try:
-        import ale_py
-        import cv2  # noqa: F401
-    except ImportError:
-        raise AtariUnavailable(ATARI_EXTRA_HINT) from None
+    from pbrl.extras import require
+
+    ale_py = require("ale_py", "atari", "the Atari games")
+    require("cv2", "atari", "Atari preprocessing")
     gym.register_envs(ale_py)
     env = gym.make(env_id, frameskip=1, repeat_action_probability=0.0, full_action_space=False,
                    max_num_frames_per_episode=0, render_mode=render_mode)

@@ -108,11 +108,12 @@ def make_env(env_id: str, seed: int | None = None, render_mode: str | None = Non
 
 
 def _make_atari(env_id: str, seed: int | None, render_mode: str | None, max_episode_steps: int | None) -> gym.Env:
-    from pbrl.envs.atari import AtariUnavailable, make_atari
+    from pbrl.envs.atari import make_atari
+    from pbrl.extras import MissingExtra
 
     try:
         env = TrueRewardInInfo(make_atari(env_id, max_episode_steps, render_mode))
-    except AtariUnavailable as exc:
+    except MissingExtra as exc:
         raise EnvSpecError(str(exc)) from None
     if seed is not None:
         env.reset(seed=seed)

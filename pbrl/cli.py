@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pbrl.config import ConfigError, TrainConfig, family_defaults
+from pbrl.extras import MissingExtra
 from pbrl.run_dir import RunDir, RunDirError
 
 
@@ -216,12 +217,9 @@ def cmd_label(args: argparse.Namespace) -> int:
     import getpass
     import time
 
-    from pbrl.ui import UIUnavailable, require_pygame
+    from pbrl.ui import require_pygame
 
-    try:
-        require_pygame()
-    except UIUnavailable as exc:
-        raise UsageError(str(exc)) from None
+    require_pygame()
     if args.size < 32:
         raise UsageError(f"--size must be at least 32 pixels, got {args.size}")
     if args.lease_s <= 0:
@@ -365,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, RunDirError, UsageError) as exc:
+    except (ConfigError, RunDirError, UsageError, MissingExtra) as exc:
         print(f"pbrl: error: {exc}", file=sys.stderr)
         return 2
 

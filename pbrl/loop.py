@@ -168,16 +168,15 @@ class PreferenceRun:
 
     def _build_reward_model(self, resume: bool) -> None:
         cfg = self.cfg
-        model_cls = CnnRewardEnsemble if self.images else RewardEnsemble
+        obs_dim, act_dim = obs_action_dims(self.venv.observation_space, self.venv.action_space)
         if resume and self.run_dir.reward_model.exists():
+            model_cls = CnnRewardEnsemble if self.images else RewardEnsemble
             self.ensemble, extra = model_cls.load(self.run_dir.reward_model)
         elif self.images:
-            _, act_dim = obs_action_dims(self.venv.observation_space, self.venv.action_space)
             self.ensemble, extra = CnnRewardEnsemble(CnnRewardConfig(
                 obs_shape=tuple(self.venv.observation_space.shape), act_dim=act_dim, n_members=cfg.n_members,
                 hidden=cfg.reward_hidden)), {}
         else:
-            obs_dim, act_dim = obs_action_dims(self.venv.observation_space, self.venv.action_space)
             self.ensemble, extra = RewardEnsemble(RewardModelConfig(
                 obs_dim=obs_dim, act_dim=act_dim, n_members=cfg.n_members, hidden=cfg.reward_hidden)), {}
         self.ensemble.eval()

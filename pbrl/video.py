@@ -15,35 +15,29 @@ from typing import Any
 import numpy as np
 
 from pbrl.config import TrainConfig
+from pbrl.extras import require
 from pbrl.run_dir import RunDir
 
 MAX_FPS = 32.0
-VIDEO_EXTRA_HINT = 'writing videos needs imageio and its ffmpeg: pip install "pbrl[video]"'
 
 
 class VideoError(ValueError):
     """A video that cannot be written as asked, with what to do instead."""
 
 
-def _imageio():
-    try:
-        import imageio.v2 as imageio
-    except ImportError:
-        raise VideoError(VIDEO_EXTRA_HINT) from None
-    return imageio
+def require_video_writer():
+    """imageio (and, for MP4, its ffmpeg), or ``pbrl.extras.MissingExtra`` naming the video extra."""
+    require("imageio_ffmpeg", "video", "writing videos")
+    return require("imageio.v2", "video", "writing videos")
 
 
 def write_video(frames: np.ndarray, out: Path, fps: float) -> None:
     """Write ``frames`` (T, H, W, 3) uint8 to ``out`` (.mp4 or .gif)."""
-    imageio = _imageio()
+    imageio = require_video_writer()
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".gif":
         imageio.mimwrite(out, list(frames), duration=1000.0 / fps, loop=0)
     elif out.suffix == ".mp4":
-        try:
-            import imageio_ffmpeg  # noqa: F401
-        except ImportError:
-            raise VideoError(VIDEO_EXTRA_HINT) from None
         imageio.mimwrite(out, list(frames), fps=fps, macro_block_size=8)
     else:
         raise VideoError(f"--out must end in .mp4 or .gif, got {out.name!r}")
@@ -60,7 +54,7 @@ def record_run_video(run_dir: str | Path, out: str | Path, episodes: int = 1, si
     out = Path(out)
     if out.suffix not in (".mp4", ".gif"):
         raise VideoError(f"--out must end in .mp4 or .gif, got {out.name!r}")
-    _imageio()
+    require_video_writer()
     run = RunDir(run_dir)
     run.check_existing()
     cfg = TrainConfig.load(run.config)

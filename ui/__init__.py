@@ -6,20 +6,12 @@
 
 from __future__ import annotations
 
-UI_EXTRA_HINT = 'the labelling window needs pygame: pip install "pbrl[ui]" (or pip install pygame)'
-
-
-class UIUnavailable(ImportError):
-    """pygame is not installed; the message names the extra to install."""
-
 
 def require_pygame():
-    """Import pygame quietly, or raise ``UIUnavailable`` with the install line."""
+    """Import pygame quietly, or raise ``pbrl.extras.MissingExtra`` with the install line."""
     import os
 
+    from pbrl.extras import require
+
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    try:
-        import pygame
-    except ImportError:
-        raise UIUnavailable(UI_EXTRA_HINT) from None
-    return pygame
+    return require("pygame", "ui", "the labelling window")
