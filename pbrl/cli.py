@@ -148,21 +148,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.resolve()
     if args.ui and not cfg.human:
         raise UsageError("--ui opens the labelling window for people; it needs --labeler human")
-    if args.ui:
-        from pbrl.ui import UIUnavailable, require_pygame
+    if args.ui:  # the extras a flag needs are checked before anything is written
+        from pbrl.ui import require_pygame
 
-        try:
-            require_pygame()
-        except UIUnavailable as exc:
-            raise UsageError(str(exc)) from None
-    session = PreferenceRun(cfg, run, resume=True) if args.resume else PreferenceRun.create(cfg)
+        require_pygame()
     if args.video:
-        from pbrl.video import VideoError, _imageio
+        from pbrl.video import require_video_writer
 
-        try:
-            _imageio()
-        except VideoError as exc:
-            raise UsageError(str(exc)) from None
+        require_video_writer()
+    session = PreferenceRun(cfg, run, resume=True) if args.resume else PreferenceRun.create(cfg)
     window = None
     if cfg.human:
         if args.ui:

@@ -129,3 +129,14 @@ def test_status_reports_labels_pending_and_leased(capsys, tmp_path, tiny_config)
     assert main(["status", "--run-dir", str(tmp_path / "h")]) == 0
     status = json.loads(capsys.readouterr().out)
     assert (status["n_labels"], status["n_pending"], status["n_leased"], status["timesteps"]) == (1, 2, 1, 0)
+
+
+@pytest.mark.parametrize(("flag", "module", "extra"),
+                         [("--ui", "pygame", "ui"), ("--video", "imageio_ffmpeg", "video")])
+def test_a_flag_whose_extra_is_missing_is_one_line_and_writes_nothing(capsys, tmp_path, monkeypatch, flag, module,
+                                                                       extra):
+    monkeypatch.setitem(sys.modules, module, None)
+    run = tmp_path / "run"
+    _fails_with_one_line(capsys, ["train", "--run-dir", str(run), "--labeler", "human", flag, *TINY],
+                         f'pip install "pbrl[{extra}]"')
+    assert not run.exists()

@@ -354,3 +354,13 @@ def test_an_atari_pair_is_shown_headless(tmp_path, app_on):
     assert item.left.shape == (25, 48, 48, 3) and item.fps == 15
     _key(pygame.K_LEFT)
     _pump(app, lambda: app.session.current is None and app.session.stats.answered == 1)
+
+
+def test_run_loops_until_quit_and_closes(human_run, tmp_path):
+    run_dir, _ = human_run(1)
+    app = LabelApp(run_dir, _session(run_dir), clip_size=48)
+    _key(pygame.K_ESCAPE)
+    app.run()  # returns on Esc, after closing the session (its leases given back) and the log
+    assert '"event": "close"' in app.log_path.read_text()
+    with PreferenceStore(run_dir / "preferences.sqlite") as store:
+        assert store.counts().n_leased == 0 and store.counts().n_pending == 1

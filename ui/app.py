@@ -52,13 +52,13 @@ class RunInfo:
 class LabelApp:
     def __init__(self, run_dir: str | Path, session: LabelSession, instructions: str = "", clip_size: int = 256,
                  log_dir: str | Path | None = None):
-        self.run = RunDir(run_dir)
+        self.run_dir = RunDir(run_dir)
         self.session = session
         self.instructions = instructions
         self.clip_size = clip_size
         pygame.display.init()  # not pygame.init(): no sound, no joystick
         pygame.font.init()
-        pygame.display.set_caption(f"pbrl label: {self.run.path.name} ({session.name})")
+        pygame.display.set_caption(f"pbrl label: {self.run_dir.path.name} ({session.name})")
         self.margin, self.top, self.gap = 24, 88, 24
         width = max(2 * clip_size + self.gap + 2 * self.margin, 600)
         height = self.top + clip_size + 136
@@ -78,7 +78,7 @@ class LabelApp:
         self._shown: Item | None = None
         self._surfaces: tuple[dict, dict] = ({}, {})
         self._answer_had_next = False
-        log_dir = Path(log_dir) if log_dir else self.run.path / "label_logs"
+        log_dir = Path(log_dir) if log_dir else self.run_dir.path / "label_logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{session.token.replace(':', '-')}.jsonl"
         self._log = open(self.log_path, "a", buffering=1)
@@ -156,9 +156,9 @@ class LabelApp:
         info = dataclasses.replace(self.info, n_labels=counts.n_labels, n_pending=counts.n_pending,
                                    n_leased=counts.n_leased)
         try:
-            info.budget = int(self.run.read_json(self.run.config).get("n_labels", 0))
-            if self.run.state.exists():
-                state = self.run.read_json(self.run.state)
+            info.budget = int(self.run_dir.read_json(self.run_dir.config).get("n_labels", 0))
+            if self.run_dir.state.exists():
+                state = self.run_dir.read_json(self.run_dir.state)
                 info.timesteps = state.get("num_timesteps")
                 info.val_accuracy = state.get("last_fit", {}).get("val_accuracy")
         except (OSError, ValueError):  # a file being replaced right now: keep the last figures
