@@ -16,8 +16,12 @@ Needs the atari extra: ``pip install "pbrl[atari]"`` (ale-py ships the ROMs; res
 
 from __future__ import annotations
 
+import pickle
+
 import gymnasium as gym
 import numpy as np
+
+from pbrl.envs.wrappers import STATE_KEY
 
 GAMES = ("BeamRider", "Breakout", "Enduro", "Pong", "Qbert", "Seaquest", "SpaceInvaders")
 EPISODE_STEPS = 2500  # agent steps (10,000 frames, about 2.8 minutes of play) per fixed-length episode
@@ -41,6 +45,26 @@ def game_of(env_id: str) -> str | None:
         return None
     name = env_id.split("/", 1)[1].split("-v")[0]
     return name if name in GAMES else None
+
+
+STATE_BYTES = 8192  # an emulator state (about 7.8 KB pickled) with its length, as a fixed-size uint8 row
+FRAME_RATE = 60.0  # the Atari's frames per second; clips for people show every frame
+
+
+def encode_state(ale) -> np.ndarray:
+    """The emulator's state as a fixed-size uint8 array (4-byte length, then the pickled state).  # (STATE_BYTES,)"""
+    raw = pickle.dumps(ale.cloneState())
+    if len(raw) + 4 > STATE_BYTES:
+        raise ValueError(f"an emulator state of {len(raw)} bytes does not fit in {STATE_BYTES}")
+    out = np.zeros(STATE_BYTES, dtype=np.uint8)
+    out[:4] = np.frombuffer(len(raw).to_bytes(4, "little"), dtype=np.uint8)
+    out[4:4 + len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    return out
+
+
+def decode_state(row: np.ndarray):
+    n = int.from_bytes(row[:4].tobytes(), "little")
+    return pickle.loads(row[4:4 + n].tobytes())
 
 
 class MaskScore(gym.ObservationWrapper):
@@ -87,9 +111,13 @@ class FixedLengthAtari(gym.Wrapper):
         self.last_rgb = frame
         return frame
 
+    def _state_info(self) -> dict[str, np.ndarray]:
+        """The emulator state the returned observation was taken in, for replaying clips in colour."""
+        return {STATE_KEY: encode_state(self.env.unwrapped.ale)}  # type: ignore[attr-defined]
+
     def reset(self, *, seed: int | None = None, options=None):
         frame = self._start(seed)  # the emulator's reset(seed) also seeds the no-op count
-        return to_84(frame), {}
+        return to_84(frame), self._state_info()
 
     def step(self, action):
         total, frames = 0.0, []
@@ -105,7 +133,46 @@ class FixedLengthAtari(gym.Wrapper):
         self.last_rgb = frames[-1]
         if game_over:  # the game starts again; the agent sees only the new screen, never a signal
             pooled = self._start()
-        return to_84(pooled), total, False, False, {}
+        return to_84(pooled), total, False, False, self._state_info()
+
+
+class AtariClipRenderer:
+    """Full-colour clips of Atari segments for people: each step is replayed from its saved emulator state with the
+    step's action for the 4 skipped frames, so a clip shows every frame (60 per second) with the score masked."""
+
+    def __init__(self, env_id: str, size: int = 256):
+        from pbrl.extras import require
+
+        ale_py = require("ale_py", "atari", "the Atari games")
+        gym.register_envs(ale_py)
+        self.env = gym.make(env_id, frameskip=1, repeat_action_probability=0.0, full_action_space=False)
+        self.env.reset(seed=0)
+        self.ale = self.env.unwrapped.ale  # type: ignore[attr-defined]
+        self.action_set = self.env.unwrapped._action_set  # type: ignore[attr-defined]
+        self.rects = SCORE_MASKS[game_of(env_id)]  # type: ignore[index]
+        self.size, self.fps = size, FRAME_RATE
+
+    def replay(self, segment) -> np.ndarray:
+        """Every emulator frame of the segment, masked, at the screen's size.  # (4 T, 210, 160, 3) uint8"""
+        if segment.states is None:
+            raise ValueError(f"segment {segment.id} has no emulator states to replay")
+        out = []
+        for state, act in zip(segment.states, segment.acts, strict=True):
+            self.ale.restoreState(decode_state(state))
+            for _ in range(4):
+                self.ale.act(self.action_set[int(np.argmax(act))])
+                out.append(mask_frame(self.ale.getScreenRGB(), self.rects))
+        return np.stack(out)
+
+    def frames(self, segment) -> np.ndarray:
+        """The replayed clip scaled to ``size`` x ``size``.  # (4 T, size, size, 3) uint8"""
+        import cv2
+
+        return np.stack([cv2.resize(f, (self.size, self.size), interpolation=cv2.INTER_NEAREST)
+                         for f in self.replay(segment)])
+
+    def close(self) -> None:
+        self.env.close()
 
 
 def make_atari(env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None) -> gym.Env:

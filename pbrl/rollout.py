@@ -90,7 +90,7 @@ class RolloutRecorder(VecEnvWrapper):
         self._env_steps[row] = self._t
         if self._last_states is not None:
             if self._states is None:
-                self._states = np.zeros((self.capacity, *self._last_states.shape), dtype=np.float32)
+                self._states = np.zeros((self.capacity, *self._last_states.shape), dtype=self._last_states.dtype)
             self._states[row] = self._last_states
             self._last_states = np.stack([
                 self.venv.reset_infos[i][STATE_KEY] if d else info[STATE_KEY]  # type: ignore[attr-defined]

@@ -90,3 +90,35 @@ def test_a_tiny_pong_run_goes_end_to_end(tmp_path):
     import torch
 
     assert torch.load(run / "reward_model.pt", weights_only=False)["kind"] == "cnn"
+
+
+def test_colour_clips_replay_the_exact_frames_from_saved_states():
+    from pbrl.envs import make_env
+    from pbrl.envs.atari import AtariClipRenderer, FixedLengthAtari
+    from pbrl.envs.wrappers import STATE_KEY
+    from pbrl.segments import Segment
+
+    env = make_env("ALE/Pong-v5", seed=0)
+    inner = env
+    while not isinstance(inner, FixedLengthAtari):
+        inner = inner.env
+    _, info = env.reset(seed=0)
+    states, acts, seen = [], [], []
+    for t in range(30):
+        a = t % env.action_space.n
+        states.append(info[STATE_KEY])
+        acts.append(np.eye(env.action_space.n, dtype=np.float32)[a])
+        _, _, _, _, info = env.step(a)
+        seen.append(inner.last_rgb)  # the colour frame the game showed after the step, score masked
+    env.close()
+    seg = Segment(obs=np.zeros((30, 4, 84, 84), np.uint8), acts=np.stack(acts), true_rews=np.zeros(30, np.float32),
+                  policy_step=0, episode=0, env_step=0, states=np.stack(states))
+    assert seg.states.dtype == np.uint8 and seg.states.shape == (30, 8192)
+    renderer = AtariClipRenderer("ALE/Pong-v5", size=64)
+    replayed = renderer.replay(seg)
+    assert replayed.shape == (120, 210, 160, 3)
+    for t in range(30):
+        np.testing.assert_array_equal(replayed[4 * t + 3], seen[t])
+    assert not replayed[:, :24].any()  # Pong's score rows stay black in the clip too
+    assert renderer.frames(seg).shape == (120, 64, 64, 3) and renderer.fps == 60
+    renderer.close()

@@ -1,9 +1,9 @@
 """Clips for people: frames rendered from a segment's saved simulator states, only for the pairs being asked.
 
 ``ClipRenderer`` (in ``pbrl.envs.render``, shared with ``pbrl video``) renders MuJoCo states.
-Segments without simulator states get what their observations show: Atari frame stacks their newest 84x84 frame
-(full-colour clips replayed from saved emulator states are still to come), vectors a plain picture of the
-observation per step, so every run can be labelled and the app can be tested anywhere.
+Atari segments are replayed in full colour from their saved emulator states (``AtariClipRenderer``). Segments
+without saved states get what their observations show: frame stacks their newest 84x84 frame, vectors a plain
+picture of the observation per step, so every run can be labelled and the app can be tested anywhere.
 A renderer is used from one thread only: the OpenGL context belongs to the thread that made it.
 """
 
@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from pbrl.envs.atari import AtariClipRenderer
 from pbrl.envs.render import ClipRenderer
 from pbrl.segments import Segment
 
@@ -69,12 +70,19 @@ class AutoRenderer:
 
     def __init__(self, env_id: str, size: int = 256, max_episode_steps: int | None = None):
         self.env_id, self.size, self.max_episode_steps = env_id, size, max_episode_steps
-        self._clips: ClipRenderer | None = None
+        self._clips: ClipRenderer | AtariClipRenderer | None = None
         self._bars = ObservationBars(size)
         self._stacked = StackedFrames(size)
         self.fps = self._bars.fps
 
     def frames(self, segment: Segment) -> np.ndarray:
+        if segment.states is not None and self.env_id.startswith("ALE/"):
+            if self._clips is None:
+                from pbrl.envs.atari import AtariClipRenderer
+
+                self._clips = AtariClipRenderer(self.env_id, self.size)
+            self.fps = self._clips.fps
+            return self._clips.frames(segment)
         if segment.states is None and segment.obs.ndim == 4:
             self.fps = self._stacked.fps
             return self._stacked.frames(segment)
