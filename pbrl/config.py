@@ -32,7 +32,8 @@ INITIAL_POLICIES = ("random", "untrained")
 
 #: The paper's Atari method settings, used where the user gave no flag of their own (``family_defaults``).
 ATARI_METHOD: dict[str, Any] = {"segment_length": 25, "label_rate_constant": 5e6, "max_labels_used": 3000,
-                                "segment_buffer_size": 300}
+                                "segment_buffer_size": 300, "reward_batch_size": 16, "fit_epochs": 1,
+                                "fit_max_batches": 16}
 ATARI_INITIAL_LABELS = 500
 
 
@@ -93,6 +94,8 @@ class TrainConfig:
     reward_batch_size: int = _f(64, "comparisons per reward-model minibatch")
     pretrain_epochs: int = _f(200, "epochs fitted on the initial labels before RL starts")
     fit_epochs: int = _f(5, "epochs fitted after each labelling round")
+    fit_max_batches: int = _f(0, "at most this many minibatches per fitting epoch, and losses measured on as many "
+                              "pairs (0 = whole epochs); bounds the fit's cost per round for the Atari CNN")
     l2_init: float = _f(1e-3, "initial L2 coefficient (then adapted to keep val loss 1.1-1.5x train loss)")
 
     # synthetic teacher (B-Pref irrational teachers; defaults are the perfect oracle)
@@ -152,7 +155,7 @@ class TrainConfig:
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{flag} must be a positive number, got {value}")
         for name in ("pretrain_epochs", "fit_epochs", "max_labels_used", "n_envs", "max_episode_steps", "max_pending",
-                     "initial_episode_steps", "pair_phase"):
+                     "initial_episode_steps", "pair_phase", "fit_max_batches"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.segment_buffer_size < 2:

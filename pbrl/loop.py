@@ -181,6 +181,7 @@ class PreferenceRun:
                 obs_dim=obs_dim, act_dim=act_dim, n_members=cfg.n_members, hidden=cfg.reward_hidden)), {}
         self.ensemble.eval()
         self.trainer = RewardTrainer(self.ensemble, TrainerConfig(lr=cfg.reward_lr, batch_size=cfg.reward_batch_size,
+                                                                  max_batches=cfg.fit_max_batches,
                                                                   l2_init=cfg.l2_init), self.rng)
         if "optimizer" in extra:
             self.trainer.optimizer.load_state_dict(extra["optimizer"])

@@ -40,6 +40,7 @@ class TrainerConfig:
     l2_factor: float = 1.5
     val_train_ratio_low: float = 1.1
     val_train_ratio_high: float = 1.5
+    max_batches: int = 0  # minibatches per epoch at most (0 = the whole bootstrap); losses then on as many pairs
 
 
 @dataclass
@@ -101,18 +102,24 @@ class RewardTrainer:
         train_loss, val_loss, val_acc = float("nan"), float("nan"), float("nan")
         for _ in range(n_epochs):
             order = np.stack([self.rng.permutation(row) for row in boot])  # (M, n_train)
-            for start in range(0, order.shape[1] - bs + 1, bs):
+            starts = range(0, order.shape[1] - bs + 1, bs)
+            for start in starts[: self.cfg.max_batches or None]:
                 batch = torch.as_tensor(order[:, start : start + bs])  # (M, bs)
                 loss = self._member_losses(feats_all[batch], labels_all[batch]).mean(dim=1).sum()
                 loss = loss + self.l2 * self.model.net.l2().sum()
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
-            train_loss, _ = self.evaluate(data, train_idx)
-            val_loss, val_acc = self.evaluate(data, val_idx)
+            train_loss, _ = self.evaluate(data, self._sample(train_idx))
+            val_loss, val_acc = self.evaluate(data, self._sample(val_idx))
             self.adapt_l2(train_loss, val_loss)
         self.model.eval()
         return FitStats(train_loss, val_loss, val_acc, self.l2, len(train_idx), len(val_idx))
+
+    def _sample(self, idx: np.ndarray) -> np.ndarray:
+        """With ``max_batches``, at most as many pairs as one epoch fits; otherwise all of ``idx``."""
+        cap = self.cfg.max_batches * self.cfg.batch_size
+        return np.sort(self.rng.choice(idx, cap, replace=False)) if cap and len(idx) > cap else idx
 
     def adapt_l2(self, train_loss: float, val_loss: float) -> None:
         """More L2 when validation loss runs away from training loss, less when they are too close."""

@@ -141,3 +141,17 @@ def test_fit_learns_simple_reward():
     fresh = _dataset(200, 0.0, np.random.default_rng(4))
     _, fresh_acc = trainer.evaluate(fresh, np.arange(200))
     assert fresh_acc >= 0.9
+
+
+def test_max_batches_bounds_the_updates_and_the_pairs_scored():
+    rng = np.random.default_rng(0)
+    data = _dataset(400, 0.25, rng)
+    trainer = _trainer(max_batches=3, batch_size=16)
+    steps, scored = [], []
+    step = trainer.optimizer.step
+    trainer.optimizer.step = lambda *a, **k: (steps.append(1), step(*a, **k))[1]
+    evaluate = trainer.evaluate
+    trainer.evaluate = lambda d, idx: (scored.append(len(idx)), evaluate(d, idx))[1]
+    trainer.fit(data, n_epochs=2)
+    assert len(steps) == 2 * 3  # 3 minibatches an epoch instead of ~18
+    assert scored == [48, 48, 48, 48]  # train and val losses on 3 x 16 pairs each epoch
