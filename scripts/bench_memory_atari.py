@@ -1,0 +1,71 @@
+"""Issue 5 memory benchmark: the resident memory of a Pong run at 100k and at 1M agent steps should be within 10 %.
+
+    python scripts/bench_memory_atari.py --steps 1000000 --marks 100000 1000000 --out results/atari_memory
+
+Runs ``pbrl train --env ALE/Pong-v5`` (synthetic labels) as a child process and reads its resident set size from
+/proc (Linux) together with the agent step from the run's checkpoint, every few seconds. It prints RSS at the first
+reading at or past each mark and the ratio of the last mark to the first, and writes them with the command to OUT.
+Segments are owned uint8 copies in a bounded buffer, so memory should level off once the buffer is full.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=1_000_000)
+    p.add_argument("--marks", type=int, nargs="+", default=[100_000, 1_000_000])
+    p.add_argument("--n-labels", type=int, default=1000)
+    p.add_argument("--pretrain-epochs", type=int, default=20, help="kept small: this measures memory, not learning")
+    p.add_argument("--run-dir", default="runs/bench-memory-pong")
+    p.add_argument("--out", default="results/atari_memory")
+    p.add_argument("--every", type=float, default=5.0, help="seconds between readings")
+    a = p.parse_args()
+    cmd = ["pbrl", "train", "--env", "ALE/Pong-v5", "--n-labels", str(a.n_labels), "--total-timesteps",
+           str(a.steps), "--pretrain-epochs", str(a.pretrain_epochs), "--run-dir", a.run_dir, "--no-progress"]
+    state = Path(a.run_dir) / "loop_state.json"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    readings: list[tuple[float, int, float]] = []  # (seconds, agent steps, RSS MiB)
+    start = time.time()
+    try:
+        while proc.poll() is None:
+            try:
+                steps = json.loads(state.read_text())["num_timesteps"] if state.exists() else 0
+                readings.append((time.time() - start, steps, rss_mib(proc.pid)))
+            except (OSError, ValueError, KeyError, RuntimeError):
+                pass  # the checkpoint being replaced, or the process just ended
+            time.sleep(a.every)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+    at = {}
+    for mark in a.marks:
+        hit = next((r for r in readings if r[1] >= mark), None)
+        at[mark] = None if hit is None else {"seconds": round(hit[0]), "steps": hit[1], "rss_mib": round(hit[2], 1)}
+    first, last = at[a.marks[0]], at[a.marks[-1]]
+    ratio = last["rss_mib"] / first["rss_mib"] if first and last else None
+    result = {"command": "python " + " ".join(sys.argv), "train_command": " ".join(cmd), "marks": at,
+              "ratio_last_to_first": ratio, "peak_rss_mib": round(max(r[2] for r in readings), 1) if readings else None}
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
