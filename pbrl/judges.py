@@ -10,7 +10,7 @@ sees, and it is deliberately plain. Scores that differ by less than ``tie`` are 
   torso is better; landing upright on the foot after turning is better than falling; lying still on the ground is
   worst. Standing still earns nothing (a first version paid the landing bonus for it and taught the agent to stand).
 - ``one-leg`` (pbrl/HalfCheetahOneLeg-v0, "run forward on one leg"): forward distance covered while the front foot
-  is off the ground, less distance covered with both feet used; flipping onto the back is worst.
+  is off the ground, plus a quarter of the distance covered on both legs; flipping onto the back is worst.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pbrl.segments import Segment, SegmentPair
 LANDED_BONUS = 3.0  # radians' worth: ending upright on the foot beats ending almost half a turn further but fallen
 STUCK_PENALTY = 1.0  # lying on the ground without turning is the worst segment there is
 FRONT_FOOT_UP_Z = 0.25  # metres: the cheetah's front foot counts as lifted above this
+ON_BACK_PENALTY = 100.0  # metres' worth: a cheetah on its back loses to any running
 
 
 class Judge:
@@ -68,12 +69,13 @@ def backflip_score(judge: Judge, segment: Segment) -> float:
 
 
 def one_leg_score(judge: Judge, segment: Segment) -> float:
-    """Metres run forward with the front foot lifted, minus half the metres run with it down; on the back: worst."""
+    """Metres run forward with the front foot lifted, plus a quarter of the metres run on both legs (some
+    progress, far less than asked); any time on its back makes the segment the worst."""
     q = judge.kinematics.describe(segment.states)
     step_m = q["forward_velocity"] * judge.dt
     lifted = q["front_foot_height"] > FRONT_FOOT_UP_Z
     on_back = float(np.mean(np.cos(q["torso_angle"]) < 0))
-    return float(step_m[lifted].sum() - 0.5 * step_m[~lifted].sum() - STUCK_PENALTY * on_back)
+    return float(step_m[lifted].sum() + 0.25 * step_m[~lifted].sum() - ON_BACK_PENALTY * on_back)
 
 
 #: judge name -> (env id it judges, score function, the instruction a person would be given)

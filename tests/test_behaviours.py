@@ -143,3 +143,21 @@ def test_the_video_command_writes_a_playable_file(tiny_hopper_run, tmp_path, cap
 def test_the_video_command_refuses_other_formats(tiny_hopper_run, capsys):
     assert main(["video", "--run-dir", str(tiny_hopper_run), "--out", "x.avi"]) == 2
     assert ".mp4 or .gif" in capsys.readouterr().err
+
+
+def _cheetah_segment(z: float, pitch: float, speed: float) -> Segment:
+    states = np.zeros((T, 18), dtype=np.float32)  # qpos (9), qvel (9)
+    states[:, 1], states[:, 2], states[:, 9] = z, pitch, speed
+    return Segment(obs=np.zeros((T, 17), np.float32), acts=np.zeros((T, 6), np.float32),
+                   true_rews=np.zeros(T, np.float32), policy_step=0, episode=0, env_step=0, states=states)
+
+
+def test_the_one_leg_judge_prefers_running_with_the_front_foot_up():
+    judge = make_judge("one-leg")
+    on_one_leg = _cheetah_segment(z=0.2, pitch=-0.6, speed=2.0)  # reared up: front foot 0.8 m high
+    on_both = _cheetah_segment(z=0.0, pitch=0.0, speed=3.0)  # faster, but on both legs
+    on_its_back = _cheetah_segment(z=0.0, pitch=math.pi, speed=0.0)
+    standing = _cheetah_segment(z=0.0, pitch=0.0, speed=0.0)
+    assert judge.score(on_one_leg) > judge.score(on_both) > judge.score(standing) > judge.score(on_its_back)
+    np.testing.assert_array_equal(judge([SegmentPair(on_one_leg, on_both), SegmentPair(on_its_back, on_both)]),
+                                  [1.0, 0.0])
