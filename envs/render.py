@@ -22,6 +22,9 @@ class ClipRenderer:
 
         self.env = make_env(env_id, max_episode_steps=max_episode_steps)
         unwrapped = self.env.unwrapped
+        if not hasattr(unwrapped, "model"):
+            self.env.close()
+            raise ValueError(f"{env_id} is not a MuJoCo env; clips and videos are rendered from MuJoCo states")
         self.model, self.data = unwrapped.model, unwrapped.data  # type: ignore[attr-defined]
         self.fps = float(unwrapped.metadata.get("render_fps") or round(1.0 / unwrapped.dt))  # type: ignore[attr-defined]
         self.renderer = mujoco.Renderer(self.model, size, size)

@@ -8,7 +8,8 @@ sees, and it is deliberately plain. Scores that differ by less than ``tie`` are 
 
 - ``backflip`` (pbrl/HopperBackflip-v0, "do a backflip and land on your foot"): more net backward rotation of the
   torso is better; a jump is better than staying low; landing upright on the foot after turning is better than
-  falling; lying still on the ground is worst. Standing still earns nothing (a first version paid the landing bonus for it and taught the agent to stand).
+  falling; lying still on the ground is worst. Standing still earns nothing (a first version paid the landing
+  bonus for it and taught the agent to stand).
 - ``one-leg`` (pbrl/HalfCheetahOneLeg-v0, "run forward on one leg"): forward distance covered while the front foot
   is off the ground, plus a quarter of the distance covered on both legs; flipping onto the back is worst.
 """

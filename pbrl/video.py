@@ -61,9 +61,13 @@ def record_run_video(run_dir: str | Path, out: str | Path, episodes: int = 1, si
     model = RelabelingPPO.load(str(run.policy), device="cpu")
     obs_rms = load_obs_rms(run.vecnormalize) if cfg.ppo.get("normalize", True) else None
     seed = cfg.seed + 40_000 if seed is None else seed
-    eps = rollout_infos(model, cfg.env_id, episodes, seed, obs_rms, [STATE_KEY], max_episode_steps=cfg.episode_steps)
-    renderer = ClipRenderer(cfg.env_id, size, cfg.episode_steps)
     try:
+        renderer = ClipRenderer(cfg.env_id, size, cfg.episode_steps)
+    except ValueError as exc:
+        raise VideoError(str(exc)) from None
+    try:
+        eps = rollout_infos(model, cfg.env_id, episodes, seed, obs_rms, [STATE_KEY],
+                            max_episode_steps=cfg.episode_steps)
         every = max(1, math.ceil(renderer.fps / MAX_FPS))
         states = np.concatenate([e[STATE_KEY][:max_steps] for e in eps])[::every]
         frames = renderer.render_states(states)

@@ -140,3 +140,7 @@ def test_a_flag_whose_extra_is_missing_is_one_line_and_writes_nothing(capsys, tm
     _fails_with_one_line(capsys, ["train", "--run-dir", str(run), "--labeler", "human", flag, *TINY],
                          f'pip install "pbrl[{extra}]"')
     assert not run.exists()
+
+
+def test_video_of_a_run_without_mujoco_states_is_one_line(capsys, finished_run):
+    _fails_with_one_line(capsys, ["video", "--run-dir", str(finished_run), "--out", "x.gif"], "not a MuJoCo env")
