@@ -121,6 +121,11 @@ def _make_atari(env_id: str, seed: int | None, render_mode: str | None, max_epis
     return env
 
 
+def falls_over(env_id: str) -> bool:
+    """A MuJoCo body whose termination pbrl turns into a penalty (it runs on, lying, after a fall)."""
+    return bool(_MUJOCO_KWARGS.get(_base_name(env_id), {}).get("terminate_when_unhealthy") is False)
+
+
 def describe_true_reward(env_id: str) -> str:
     """The true reward the synthetic oracle compares for ``env_id``, in words."""
     return _TRUE_REWARD_TEXT.get(_base_name(env_id), "the env's own reward, with episodes run to the time limit")

@@ -144,3 +144,14 @@ def test_a_flag_whose_extra_is_missing_is_one_line_and_writes_nothing(capsys, tm
 
 def test_video_of_a_run_without_mujoco_states_is_one_line(capsys, finished_run):
     _fails_with_one_line(capsys, ["video", "--run-dir", str(finished_run), "--out", "x.gif"], "not a MuJoCo env")
+
+
+def test_family_defaults_fill_only_what_the_user_did_not_give():
+    from pbrl.config import family_defaults
+
+    assert family_defaults("Hopper-v5", {})["initial_episode_steps"] == 100  # a body that falls over
+    assert family_defaults("Walker2d-v5", {"initial_episode_steps": 0})["initial_episode_steps"] == 0
+    assert "initial_episode_steps" not in family_defaults("HalfCheetah-v5", {})
+    atari = family_defaults("ALE/Pong-v5", {"n_labels": 3300, "segment_length": 30})
+    assert atari["segment_length"] == 30 and atari["label_rate_constant"] == 5e6
+    assert atari["initial_label_fraction"] == pytest.approx(500 / 3300)
