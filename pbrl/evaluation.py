@@ -102,6 +102,17 @@ def random_returns(env_id: str, n_episodes: int, seed: int, max_episode_steps: i
     return np.asarray(rets)
 
 
+def validation_segments(store) -> list[Segment]:
+    """The segments of the answered validation comparisons: never fitted on, and drawn from the whole run."""
+    seen: dict[int, Segment] = {}
+    for c in store.comparisons("answered"):
+        if c.split == "val":
+            for sid in (c.first_id, c.second_id):
+                if sid not in seen:
+                    seen[sid] = store.segment(sid)
+    return list(seen.values())
+
+
 def learned_true_corr(model: RewardEnsemble, segments: Sequence[Segment]) -> float:
     """Pearson correlation of learned and true segment returns over ``segments`` (NaN if undefined)."""
     if len(segments) < 3:

@@ -25,7 +25,7 @@ from pbrl.cnn_reward import CnnRewardConfig, CnnRewardEnsemble
 from pbrl.config import TrainConfig
 from pbrl.envs import make_env
 from pbrl.envs.make import obs_action_dims
-from pbrl.evaluation import behaviour_stats, learned_true_corr, true_returns
+from pbrl.evaluation import behaviour_stats, learned_true_corr, true_returns, validation_segments
 from pbrl.judges import judge_name, make_judge
 from pbrl.labelers import Labeler, SyntheticOracle
 from pbrl.ppo_defaults import policy_kwargs_for_sb3
@@ -399,7 +399,11 @@ class PreferenceRun:
             "eval_true_return_mean": float(rets.mean()), "eval_true_return_std": float(rets.std()),
             "n_eval_episodes": len(rets),
             "reward_model_val_accuracy": state.last_fit.get("val_accuracy") if cfg.learned else None,
-            "learned_true_return_corr": self.held_out_corr() if cfg.learned else None,
+            # held out: segments of the validation comparisons over the whole run (the recent ones of a converged
+            # policy have nearly equal true returns, which makes a correlation over them say little)
+            "learned_true_return_corr": learned_true_corr(self.ensemble, validation_segments(self.store))
+            if cfg.learned and self.ensemble is not None else None,
+            "learned_true_return_corr_recent": self.held_out_corr() if cfg.learned else None,
             "wall_time_s": state.wall_time_s, "env_steps_per_s": self.ppo.num_timesteps / max(state.wall_time_s, 1e-9),
             "ppo_time_s": state.ppo_time_s, "reward_fit_time_s": state.fit_time_s,
             "reward_fit_share": state.fit_time_s / max(state.wall_time_s, 1e-9),

@@ -15,6 +15,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from heldout_corr import validation_corr
 from run_queue import finished_metrics, run_all
 
 
@@ -50,7 +51,11 @@ def report(root: Path, a: argparse.Namespace) -> None:
     out = Path(a.out)
     prev = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else {}
     merged = {(m["env_id"], m["reward"], m["seed"]): m for m in prev.get("runs", [])}
-    merged.update({(m["env_id"], m["reward"], m["seed"]): m for m in finished_metrics(root)})
+    for m in finished_metrics(root):
+        if m["reward"] == "learned" and "learned_true_return_corr_recent" not in m:  # finished before the change
+            m["learned_true_return_corr_recent"] = m["learned_true_return_corr"]
+            m["learned_true_return_corr"] = validation_corr(m["run_dir"])[0]
+        merged[(m["env_id"], m["reward"], m["seed"])] = m
     rows = [merged[k] for k in sorted(merged)]
     command = "python " + " ".join(sys.argv)
     commands = prev.get("commands", [])
@@ -69,16 +74,21 @@ def report(root: Path, a: argparse.Namespace) -> None:
              "Commands that made these rows (2-core machine, two runs at a time; each row's code is in its "
              "`code_version`):", ""]
     lines += [f"    {c}" for c in commands]
-    lines += ["", "Eval: 10 deterministic episodes of 1000 steps. Per-run metrics are in the JSON file.", "",
-              "| env | reward | seed | eval true return (mean ± std) | val acc | corr | labels | wall s | steps/s "
-              "| code |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "Eval: 10 deterministic episodes of 1000 steps. Per-run metrics are in the JSON file. `corr`: "
+              "Pearson correlation of learned and true segment returns over the segments of the run's validation "
+              "comparisons (never fitted on, from the whole run); `corr recent`: over the final buffer's unqueried "
+              "segments (the only one kept for runs whose directories are gone).", "",
+              "| env | reward | seed | eval true return (mean ± std) | val acc | corr | corr recent | labels | wall s "
+              "| steps/s | code |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    fmt3 = lambda v: "" if v is None else f"{v:.3f}"  # noqa: E731
     for m in rows:
-        acc = m.get("reward_model_val_accuracy")
-        corr = m.get("learned_true_return_corr")
+        recent = m.get("learned_true_return_corr_recent")
+        corr = m.get("learned_true_return_corr") if recent is not None else None
+        recent = m.get("learned_true_return_corr") if recent is None else recent
         lines.append(f"| {m['env_id']} | {m['reward']} | {m['seed']} | {m['eval_true_return_mean']:.1f} ± "
-                     f"{m['eval_true_return_std']:.1f} | {'' if acc is None else f'{acc:.3f}'} | "
-                     f"{'' if corr is None else f'{corr:.3f}'} | {m['n_labels']} | {m['wall_time_s']:.0f} | "
+                     f"{m['eval_true_return_std']:.1f} | {fmt3(m.get('reward_model_val_accuracy'))} | "
+                     f"{fmt3(corr)} | {fmt3(recent)} | {m['n_labels']} | {m['wall_time_s']:.0f} | "
                      f"{m['env_steps_per_s']:.0f} | {m.get('code_version', '')} |")
     lines += ["", "| env | median learned | median true | ratio | seeds (learned/true) |", "|---|---|---|---|---|"]
     for env, s in summary.items():
