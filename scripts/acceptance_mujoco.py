@@ -35,11 +35,12 @@ def main() -> int:
     p.add_argument("--jobs", type=int, default=2, help="runs at once (2 on a 2-core machine)")
     p.add_argument("--root", default="runs/acceptance")
     p.add_argument("--out", default="results/mujoco_acceptance")
+    p.add_argument("--report-only", action="store_true", help="run nothing; merge what has finished into --out")
     a = p.parse_args()
     root = Path(a.root)
     root.mkdir(parents=True, exist_ok=True)
     # seed-major order: every env gets a learned/true pair before any env gets a second seed
-    run_all([(root / f"{env}__{reward}__seed{seed}", train_args(env, reward, seed, a))
+    run_all([] if a.report_only else [(root / f"{env}__{reward}__seed{seed}", train_args(env, reward, seed, a))
              for seed in a.seeds for env in a.envs for reward in ("learned", "true")], a.jobs)
     report(root, a)
     return 0
