@@ -9,6 +9,7 @@ are given, whatever happens after.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -189,7 +190,15 @@ class PreferenceRun:
 
     def _learned_reward(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
         assert self.ensemble is not None
-        return self.ensemble.mean_reward(obs, acts)  # (T, n_envs)
+        if not self.images:
+            return self.ensemble.mean_reward(obs, acts)  # (T, n_envs)
+        # the envs wait while a rollout is relabelled, so the CNN may use every core for it
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(threads, os.cpu_count() or 1))
+        try:
+            return self.ensemble.mean_reward(obs, acts)
+        finally:
+            torch.set_num_threads(threads)
 
     def _on_rollout(self, rec: RolloutRecord) -> None:
         if self.cfg.learned:
