@@ -28,3 +28,14 @@ def tiny_config(tmp_path):
         return TrainConfig(**fields).resolve()
 
     return make
+
+
+@pytest.fixture
+def one_torch_thread():
+    """The nets in tests are tiny: extra intra-op threads only add overhead, and on a busy box contend (50x)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

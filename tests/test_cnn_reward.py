@@ -12,12 +12,7 @@ from pbrl.trainer import PreferenceDataset, RewardTrainer, TrainerConfig
 SHAPE, ACT_DIM, T = (4, 84, 84), 6, 4
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _frames(rng: np.random.Generator, bright: np.ndarray) -> np.ndarray:

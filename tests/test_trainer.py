@@ -13,14 +13,7 @@ from pbrl.trainer import PreferenceDataset, RewardTrainer, TrainerConfig
 
 OBS_DIM, ACT_DIM, SEG_LEN = 2, 1, 5
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The nets are tiny: extra intra-op threads only add overhead, and on a busy box contend (50x)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _dataset(n_pairs: int, val_fraction: float, rng: np.random.Generator) -> PreferenceDataset:
