@@ -156,7 +156,8 @@ class LabelApp:
         info = dataclasses.replace(self.info, n_labels=counts.n_labels, n_pending=counts.n_pending,
                                    n_leased=counts.n_leased)
         try:
-            info.budget = int(self.run_dir.read_json(self.run_dir.config).get("n_labels", 0))
+            if not info.budget:  # the config never changes once the run exists
+                info.budget = int(self.run_dir.read_json(self.run_dir.config).get("n_labels", 0))
             if self.run_dir.state.exists():
                 state = self.run_dir.read_json(self.run_dir.state)
                 info.timesteps = state.get("num_timesteps")
