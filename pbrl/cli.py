@@ -40,8 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pbrl", description="Preference-based RL (Christiano et al. 2017): teach an agent by comparing clips.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train an agent from preferences (or on the true reward)",
-                           description="Train PPO on a reward learned from comparisons, or on the true reward.")
+    train = sub.add_parser(
+        "train", help="train an agent from preferences (or on the true reward)",
+        description="Train PPO on a reward learned from comparisons, or on the true reward. Defaults shown are "
+                    "for MuJoCo; where a flag is not given, the Atari games (ALE/Pong-v5, ...) take the paper's Atari "
+                    "settings (segments of 25 steps, 500 initial labels, rate constant 5e6, the last 3,000 labels). "
+                    "config.json in the run directory records every value used.")
     train.add_argument("--run-dir", required=True, help="directory of the run (created; must be new unless --resume)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and CI)")

@@ -86,7 +86,8 @@ class TrainConfig:
     initial_policy: str = _f("random", "who acts for the initial segments: 'random' (uniform actions, as the paper) "
                              "or 'untrained' (the PPO policy before any update)", choices=INITIAL_POLICIES)
     initial_episode_steps: int = _f(0, "restart the env every N steps while collecting the initial segments "
-                                    "(0 = the run's episode length); more starts, more varied first comparisons")
+                                    "(0 = the run's episode length; 100 where not given for bodies that fall over: "
+                                    "Hopper, Walker2d, Ant, Humanoid); more starts, more varied first comparisons")
     label_rate_constant: float = _f(2e6, "label rate after T steps is proportional to c / (T + c); this is c")
     label_interval: int = _f(10_000, "agent steps between labelling rounds (rounded up to whole rollouts)")
     max_labels_used: int = _f(0, "FIFO cap: fit on only the most recent N labels (0 = all)")
