@@ -72,18 +72,30 @@ def rollout_infos(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int,
     return episodes
 
 
-def behaviour_stats(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int, obs_rms: RunningMeanStd | None,
-                    deterministic: bool = True, max_episode_steps: int | None = None) -> dict[str, object]:
-    """What the behaviour envs are judged by (empty for other envs): backflips per episode on HopperBackflip."""
-    if "HopperBackflip" not in env_id:
+def behaviour_keys(env_id: str) -> list[str]:
+    """The ``info`` keys the behaviour envs are judged by (none for other envs)."""
+    return ["torso_angle", "feet_down"] if "HopperBackflip" in env_id else []
+
+
+def behaviour_summary(env_id: str, episodes: list[dict[str, np.ndarray]]) -> dict[str, object]:
+    """Backflips per episode on HopperBackflip, from episodes recorded with ``behaviour_keys``; empty elsewhere."""
+    if not behaviour_keys(env_id):
         return {}
     from pbrl.envs.behaviours import count_backflips
 
-    eps = rollout_infos(model, env_id, n_episodes, seed, obs_rms, ["torso_angle", "feet_down"], deterministic,
-                        max_episode_steps)
-    flips = [count_backflips(e["torso_angle"], e["feet_down"]) for e in eps]
+    flips = [count_backflips(e["torso_angle"], e["feet_down"]) for e in episodes]
     return {"flips_per_episode": flips, "episodes_with_a_flip": sum(f >= 1 for f in flips),
             "n_behaviour_episodes": len(flips)}
+
+
+def behaviour_stats(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int, obs_rms: RunningMeanStd | None,
+                    deterministic: bool = True, max_episode_steps: int | None = None) -> dict[str, object]:
+    """What the behaviour envs are judged by (empty for other envs): backflips per episode on HopperBackflip."""
+    keys = behaviour_keys(env_id)
+    if not keys:
+        return {}
+    eps = rollout_infos(model, env_id, n_episodes, seed, obs_rms, keys, deterministic, max_episode_steps)
+    return behaviour_summary(env_id, eps)
 
 
 def random_returns(env_id: str, n_episodes: int, seed: int, max_episode_steps: int | None = None) -> np.ndarray:

@@ -48,7 +48,7 @@ def record_run_video(run_dir: str | Path, out: str | Path, episodes: int = 1, si
     """Render ``episodes`` episodes of the run's deterministic policy to ``out``; returns what was written."""
     from pbrl.envs.render import ClipRenderer
     from pbrl.envs.wrappers import STATE_KEY
-    from pbrl.evaluation import behaviour_stats, load_obs_rms, rollout_infos
+    from pbrl.evaluation import behaviour_keys, behaviour_summary, load_obs_rms, rollout_infos
     from pbrl.rollout import RelabelingPPO
 
     out = Path(out)
@@ -66,7 +66,7 @@ def record_run_video(run_dir: str | Path, out: str | Path, episodes: int = 1, si
     except ValueError as exc:
         raise VideoError(str(exc)) from None
     try:
-        eps = rollout_infos(model, cfg.env_id, episodes, seed, obs_rms, [STATE_KEY],
+        eps = rollout_infos(model, cfg.env_id, episodes, seed, obs_rms, [STATE_KEY, *behaviour_keys(cfg.env_id)],
                             max_episode_steps=cfg.episode_steps)
         every = max(1, math.ceil(renderer.fps / MAX_FPS))
         states = np.concatenate([e[STATE_KEY][:max_steps] for e in eps])[::every]
@@ -77,5 +77,5 @@ def record_run_video(run_dir: str | Path, out: str | Path, episodes: int = 1, si
     write_video(frames, out, fps)
     info: dict[str, Any] = {"video": str(out), "frames": len(frames), "fps": round(fps, 2), "episodes": episodes,
                             "returns": [round(float(e["return"]), 3) for e in eps]}
-    info.update(behaviour_stats(model, cfg.env_id, episodes, seed, obs_rms, max_episode_steps=cfg.episode_steps))
+    info.update(behaviour_summary(cfg.env_id, eps))  # from the episodes just recorded
     return info
