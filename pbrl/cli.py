@@ -311,6 +311,10 @@ def _demo_worker(cfg_json: str, position: int) -> dict[str, Any]:
         session.close()
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import time
     from concurrent.futures import ProcessPoolExecutor
@@ -339,8 +343,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rand = random_returns(args.env_id, args.eval_episodes, seed=args.seed + 30_000)
     rows = [("random actions", float(np.mean(rand)), float(np.std(rand)), ""),
             ("PPO on the learned reward", learned["eval_true_return_mean"], learned["eval_true_return_std"],
-             f"{learned['n_labels']} labels, reward-model val acc {learned['reward_model_val_accuracy'] or 0:.2f}, "
-             f"learned/true return corr {learned['learned_true_return_corr'] or 0:.2f}"),
+             f"{learned['n_labels']} labels, reward-model val acc {_fmt(learned['reward_model_val_accuracy'])}, "
+             f"learned/true return corr {_fmt(learned['learned_true_return_corr'])} (held-out segments)"),
             ("PPO on the true reward", true["eval_true_return_mean"], true["eval_true_return_std"], "")]
     print(f"\ntrue return over {args.eval_episodes} episodes ({args.env_id}, {args.total_timesteps} steps, "
           f"seed {args.seed}):")

@@ -33,7 +33,7 @@ INITIAL_POLICIES = ("random", "untrained")
 #: The paper's Atari method settings, used where the user gave no flag of their own (``family_defaults``).
 ATARI_METHOD: dict[str, Any] = {"segment_length": 25, "label_rate_constant": 5e6, "max_labels_used": 3000,
                                 "segment_buffer_size": 300, "reward_batch_size": 16, "fit_epochs": 1,
-                                "fit_max_batches": 16}
+                                "fit_max_batches": 16, "heldout_size": 100}
 ATARI_INITIAL_LABELS = 500
 
 
@@ -78,6 +78,10 @@ class TrainConfig:
     # segments and queries
     segment_length: int = _f(50, "agent steps per segment (the paper's 15-60 MuJoCo steps; a knob, not seconds)")
     segment_buffer_size: int = _f(1000, "recent segments kept as query candidates")
+    heldout_rate: float = _f(0.025, "share of cut segments set aside, never queried, as the reward model's test "
+                             "set (learned_true_return_corr)")
+    heldout_size: int = _f(500, "at most this many held-out segments kept (a uniform sample of those set aside; "
+                           "100 on Atari, where a segment is 0.7 MB)")
     query_selection: str = _f("disagreement", "how pairs are picked from the candidates", choices=SELECTIONS)
     oversample: int = _f(10, "candidate pairs drawn per query asked (the paper's 10x)")
     pair_phase: int = _f(0, "draw candidate pairs among segments that start in the same N-step stretch of their "
@@ -166,11 +170,13 @@ class TrainConfig:
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{flag} must be a positive number, got {value}")
         for name in ("pretrain_epochs", "fit_epochs", "max_labels_used", "n_envs", "max_episode_steps", "max_pending",
-                     "initial_episode_steps", "pair_phase", "fit_max_batches"):
+                     "initial_episode_steps", "pair_phase", "fit_max_batches", "heldout_size"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.segment_buffer_size < 2:
             raise ConfigError(f"--segment-buffer-size must be >= 2, got {self.segment_buffer_size}")
+        if not 0.0 <= self.heldout_rate < 1.0:
+            raise ConfigError(f"--heldout-rate must be in [0, 1), got {self.heldout_rate}")
         if not 0.0 <= self.initial_label_fraction <= 1.0:
             raise ConfigError(f"--initial-label-fraction must be in [0, 1], got {self.initial_label_fraction}")
         if self.reward not in REWARDS:

@@ -34,7 +34,7 @@ from pbrl.queries import LabelSchedule, select_queries
 from pbrl.reward_model import RewardEnsemble, RewardModelConfig
 from pbrl.rollout import RelabelingPPO, ReturnNormalizer, RolloutRecorder
 from pbrl.run_dir import RunDir, write_json_atomic
-from pbrl.segments import RolloutRecord, SegmentBuffer, SegmentPair, cut_segments, stack
+from pbrl.segments import HeldOutSample, RolloutRecord, Segment, SegmentBuffer, SegmentPair, cut_segments, stack
 from pbrl.store import PreferenceStore
 from pbrl.trainer import FitStats, PreferenceDataset, RewardTrainer, TrainerConfig
 
@@ -128,6 +128,9 @@ class PreferenceRun:
         self.ppo.set_logger(configure(str(run.tb), ["tensorboard"]))
 
         self.buffer = SegmentBuffer(cfg.segment_buffer_size)
+        self.heldout = HeldOutSample(cfg.heldout_size, cfg.heldout_rate)
+        if resume and run.heldout.exists():
+            self.heldout.load(run.heldout)
         self.ppo.on_rollout = self._on_rollout
         self.store = PreferenceStore(run.store)
         self.labeler: Labeler | None = labeler
@@ -202,7 +205,11 @@ class PreferenceRun:
 
     def _on_rollout(self, rec: RolloutRecord) -> None:
         if self.cfg.learned:
-            self.buffer.extend(cut_segments(rec, self.cfg.segment_length, self.rng))
+            self._add_segments(cut_segments(rec, self.cfg.segment_length, self.rng))
+
+    def _add_segments(self, segments: list[Segment]) -> None:
+        """New segments become query candidates, except the few set aside as the never-queried test set."""
+        self.buffer.extend(self.heldout.split(segments, self.rng))
 
     # -- stages ------------------------------------------------------------------------------------------
 
@@ -224,7 +231,7 @@ class PreferenceRun:
                 else:
                     actions, _ = self.ppo.predict(obs, deterministic=False)
                 obs, _, _, _ = self.venv.step(actions)
-            self.buffer.extend(cut_segments(self.recorder.take(n, 0), self.cfg.segment_length, self.rng))
+            self._add_segments(cut_segments(self.recorder.take(n, 0), self.cfg.segment_length, self.rng))
         self.state.n_pretrain_env_steps = self.n_initial_steps * self.cfg.n_envs
         self.ppo._last_obs = None  # PPO starts from a fresh reset
 
@@ -310,7 +317,12 @@ class PreferenceRun:
                                "val_accuracy": stats.val_accuracy, "l2": stats.l2}
         return stats
 
-    def held_out_corr(self) -> float:
+    def heldout_corr(self) -> float:
+        """Learned vs true return over the held-out sample of the whole run's segments (never queried)."""
+        assert self.ensemble is not None
+        return learned_true_corr(self.ensemble, self.heldout.segments())
+
+    def recent_corr(self) -> float:
         """Learned vs true return over recent segments that no comparison used."""
         assert self.ensemble is not None
         return learned_true_corr(self.ensemble, [s for s in self.recent_segments() if s.id is None])
@@ -333,7 +345,8 @@ class PreferenceRun:
         for key, value in self.state.last_fit.items():
             log.record(f"reward_model/{key}", value)
         if self.ensemble is not None:
-            log.record("reward_model/learned_true_return_corr", self.held_out_corr())
+            log.record("reward_model/learned_true_return_corr", self.heldout_corr())
+            log.record("reward_model/learned_true_return_corr_recent", self.recent_corr())
         if len(self.ppo.ep_info_buffer):
             log.record("rollout/ep_true_return", float(np.mean([e["r"] for e in self.ppo.ep_info_buffer])))
         log.dump(self.ppo.num_timesteps)
@@ -346,6 +359,7 @@ class PreferenceRun:
         if self.ensemble is not None and self.trainer is not None:
             extra = {"optimizer": self.trainer.optimizer.state_dict(), "l2": self.trainer.l2}
             self.ensemble.save(run.reward_model, extra)
+            self.heldout.save(run.heldout)
         self.state.num_timesteps = self.ppo.num_timesteps
         self.state.return_normalizer = self.ppo.return_normalizer.state_dict()  # type: ignore[union-attr]
         self.state.rng = self.rng.bit_generator.state
@@ -408,11 +422,14 @@ class PreferenceRun:
             "eval_true_return_mean": float(rets.mean()), "eval_true_return_std": float(rets.std()),
             "n_eval_episodes": len(rets),
             "reward_model_val_accuracy": state.last_fit.get("val_accuracy") if cfg.learned else None,
-            # held out: segments of the validation comparisons over the whole run (the recent ones of a converged
-            # policy have nearly equal true returns, which makes a correlation over them say little)
-            "learned_true_return_corr": learned_true_corr(self.ensemble, validation_segments(self.store))
+            # held out: a uniform sample of the whole run's segments, never queried (--heldout-rate); beside it the
+            # validation comparisons' segments (never fitted, but picked by the selector where members disagreed)
+            # and the final buffer's unqueried ones (a converged policy's: nearly equal true returns)
+            "learned_true_return_corr": self.heldout_corr() if cfg.learned else None,
+            "n_heldout_segments": len(self.heldout) if cfg.learned else None,
+            "learned_true_return_corr_val": learned_true_corr(self.ensemble, validation_segments(self.store))
             if cfg.learned and self.ensemble is not None else None,
-            "learned_true_return_corr_recent": self.held_out_corr() if cfg.learned else None,
+            "learned_true_return_corr_recent": self.recent_corr() if cfg.learned else None,
             "wall_time_s": state.wall_time_s, "env_steps_per_s": self.ppo.num_timesteps / max(state.wall_time_s, 1e-9),
             "ppo_time_s": state.ppo_time_s, "reward_fit_time_s": state.fit_time_s,
             "reward_fit_share": state.fit_time_s / max(state.wall_time_s, 1e-9),

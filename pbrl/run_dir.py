@@ -32,6 +32,7 @@ class RunDir:
     vecnormalize = property(lambda self: self.path / "vecnormalize.pkl")
     state = property(lambda self: self.path / "loop_state.json")
     metrics = property(lambda self: self.path / "metrics.json")
+    heldout = property(lambda self: self.path / "heldout_segments.npz")
     tb = property(lambda self: self.path / "tb")
 
     def holds_run(self) -> bool:

@@ -8,6 +8,7 @@ A ``Segment`` owns its arrays (copies, never views into a rollout), so keeping o
 from __future__ import annotations
 
 import collections
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -145,6 +146,67 @@ class SegmentBuffer:
                 shift = rng.integers(1, len(members), size=len(rows))
                 second[rows] = members[(pos + shift) % len(members)]  # another member, never the first itself
         return np.stack([first, second], axis=1)
+
+
+class HeldOutSample:
+    """A uniform sample of the run's segments that are never offered as queries: the reward model's test set.
+
+    Each segment cut from a rollout is set aside with probability ``rate`` (so the sample spreads evenly over the
+    whole run, not only over what the query selector found interesting); a reservoir keeps at most ``capacity``
+    of the set-aside ones, each equally likely. Saved beside the run so a resumed run and later scripts see it.
+    """
+
+    FIELDS = ("obs", "acts", "true_rews")
+
+    def __init__(self, capacity: int, rate: float):
+        if capacity < 0 or not 0.0 <= rate <= 1.0:
+            raise ValueError(f"held-out sample needs capacity >= 0 and 0 <= rate <= 1, got {capacity}, {rate}")
+        self.capacity, self.rate = capacity, rate
+        self.n_seen = 0  # segments set aside so far (the reservoir's stream length)
+        self._segments: list[Segment] = []
+
+    def __len__(self) -> int:
+        return len(self._segments)
+
+    def segments(self) -> list[Segment]:
+        return list(self._segments)
+
+    def split(self, segments: Sequence[Segment], rng: np.random.Generator) -> list[Segment]:
+        """Set some of ``segments`` aside into the sample; return the others (the query candidates)."""
+        if self.capacity == 0 or self.rate == 0.0 or not segments:
+            return list(segments)
+        aside = rng.random(len(segments)) < self.rate
+        for seg in (s for s, a in zip(segments, aside, strict=True) if a):
+            self.n_seen += 1
+            if len(self._segments) < self.capacity:
+                self._segments.append(seg)
+            else:
+                j = int(rng.integers(0, self.n_seen))
+                if j < self.capacity:
+                    self._segments[j] = seg
+        return [s for s, a in zip(segments, aside, strict=True) if not a]
+
+    def save(self, path) -> None:
+        """Write the sample to ``path`` (.npz) atomically; observations keep their dtype (uint8 frames stay)."""
+        segs = self._segments
+        arrays: dict[str, np.ndarray] = {"n_seen": np.array(self.n_seen)}
+        if segs:
+            arrays.update({f: np.stack([getattr(s, f) for s in segs]) for f in self.FIELDS})
+            arrays["meta"] = np.array([[s.policy_step, s.episode, s.env_step, s.env_index] for s in segs])
+        tmp = str(path) + ".tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+
+    def load(self, path) -> None:
+        with np.load(path) as z:
+            self.n_seen = int(z["n_seen"])
+            if "obs" not in z:
+                self._segments = []
+                return
+            self._segments = [Segment(obs=o, acts=a, true_rews=r, policy_step=int(m[0]), episode=int(m[1]),
+                                      env_step=int(m[2]), env_index=int(m[3]))
+                              for o, a, r, m in zip(z["obs"], z["acts"], z["true_rews"], z["meta"], strict=True)]
+        self._segments = self._segments[: self.capacity]
 
 
 def stack(segments: Sequence[Segment]) -> tuple[np.ndarray, np.ndarray]:

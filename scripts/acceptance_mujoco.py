@@ -32,6 +32,7 @@ def main() -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--total-timesteps", type=int, default=1_000_000)
     p.add_argument("--n-labels", type=int, default=700)
+    p.add_argument("--rewards", nargs="+", default=["learned", "true"], choices=["learned", "true"])
     p.add_argument("--jobs", type=int, default=2, help="runs at once (2 on a 2-core machine)")
     p.add_argument("--root", default="runs/acceptance")
     p.add_argument("--out", default="results/mujoco_acceptance")
@@ -41,9 +42,22 @@ def main() -> int:
     root.mkdir(parents=True, exist_ok=True)
     # seed-major order: every env gets a learned/true pair before any env gets a second seed
     run_all([] if a.report_only else [(root / f"{env}__{reward}__seed{seed}", train_args(env, reward, seed, a))
-             for seed in a.seeds for env in a.envs for reward in ("learned", "true")], a.jobs)
+             for seed in a.seeds for env in a.envs for reward in a.rewards], a.jobs)
     report(root, a)
     return 0
+
+
+def upgrade(m: dict) -> dict:
+    """Metrics of runs that finished before the held-out sample existed, in today's names: their
+    ``learned_true_return_corr`` was over the final buffer (oldest) or the validation comparisons' segments."""
+    if m["reward"] != "learned" or "learned_true_return_corr_val" in m:
+        return m
+    if "learned_true_return_corr_recent" not in m:
+        m["learned_true_return_corr_recent"] = m["learned_true_return_corr"]
+        m["learned_true_return_corr"] = validation_corr(m["run_dir"])[0] if Path(m["run_dir"]).exists() else None
+    m["learned_true_return_corr_val"] = m["learned_true_return_corr"]
+    m["learned_true_return_corr"] = None  # no held-out sample was kept
+    return m
 
 
 def report(root: Path, a: argparse.Namespace) -> None:
@@ -51,12 +65,9 @@ def report(root: Path, a: argparse.Namespace) -> None:
     earlier one) and write the tables with every command that contributed."""
     out = Path(a.out)
     prev = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else {}
-    merged = {(m["env_id"], m["reward"], m["seed"]): m for m in prev.get("runs", [])}
+    merged = {(m["env_id"], m["reward"], m["seed"]): upgrade(m) for m in prev.get("runs", [])}
     for m in finished_metrics(root):
-        if m["reward"] == "learned" and "learned_true_return_corr_recent" not in m:  # finished before the change
-            m["learned_true_return_corr_recent"] = m["learned_true_return_corr"]
-            m["learned_true_return_corr"] = validation_corr(m["run_dir"])[0]
-        merged[(m["env_id"], m["reward"], m["seed"])] = m
+        merged[(m["env_id"], m["reward"], m["seed"])] = upgrade(m)
     rows = [merged[k] for k in sorted(merged)]
     command = "python " + " ".join(sys.argv)
     commands = prev.get("commands", [])
@@ -75,21 +86,21 @@ def report(root: Path, a: argparse.Namespace) -> None:
              "Commands that made these rows (2-core machine, two runs at a time; each row's code is in its "
              "`code_version`):", ""]
     lines += [f"    {c}" for c in commands]
-    lines += ["", "Eval: 10 deterministic episodes of 1000 steps. Per-run metrics are in the JSON file. `corr`: "
-              "Pearson correlation of learned and true segment returns over the segments of the run's validation "
-              "comparisons (never fitted on, from the whole run); `corr recent`: over the final buffer's unqueried "
-              "segments (the only one kept for runs whose directories are gone).", "",
-              "| env | reward | seed | eval true return (mean ± std) | val acc | corr | corr recent | labels | wall s "
-              "| steps/s | code |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "Eval: 10 deterministic episodes of 1000 steps. Per-run metrics are in the JSON file. Pearson "
+              "correlation of learned and true segment returns (`learned_true_return_corr`) over: `corr held-out`, "
+              "a uniform sample of the whole run's segments that were never queried (`--heldout-rate`, kept from "
+              "the commit that added it on); `corr val`, the segments of the validation comparisons (never fitted, "
+              "but chosen by the query selector where the members disagreed); `corr recent`, the final buffer's "
+              "unqueried segments (a converged policy's). Blank: not recorded by the code of that run.", "",
+              "| env | reward | seed | eval true return (mean ± std) | val acc | corr held-out | corr val | "
+              "corr recent | labels | wall s | steps/s | code |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fmt3 = lambda v: "" if v is None else f"{v:.3f}"  # noqa: E731
     for m in rows:
-        recent = m.get("learned_true_return_corr_recent")
-        corr = m.get("learned_true_return_corr") if recent is not None else None
-        recent = m.get("learned_true_return_corr") if recent is None else recent
+        corrs = " | ".join(fmt3(m.get(f"learned_true_return_corr{k}")) for k in ("", "_val", "_recent"))
         lines.append(f"| {m['env_id']} | {m['reward']} | {m['seed']} | {m['eval_true_return_mean']:.1f} ± "
                      f"{m['eval_true_return_std']:.1f} | {fmt3(m.get('reward_model_val_accuracy'))} | "
-                     f"{fmt3(corr)} | {fmt3(recent)} | {m['n_labels']} | {m['wall_time_s']:.0f} | "
+                     f"{corrs} | {m['n_labels']} | {m['wall_time_s']:.0f} | "
                      f"{m['env_steps_per_s']:.0f} | {m.get('code_version', '')} |")
     lines += ["", "| env | median learned | median true | ratio | seeds (learned/true) |", "|---|---|---|---|---|"]
     for env, s in summary.items():

@@ -28,6 +28,25 @@ def test_run_spends_the_budget_and_writes_metrics(tiny_config):
     assert any(run.tb.rglob("events.out.tfevents*"))
 
 
+def test_heldout_segments_are_never_queried_and_survive_a_resume(tiny_config):
+    """The test set of the reward model: a sample of the run's segments that no comparison ever uses."""
+    cfg = tiny_config(heldout_rate=0.2, heldout_size=30, total_timesteps=1024)
+    session = PreferenceRun.create(cfg)
+    run = session.run_dir
+    metrics = session.run(progress=False)
+    held = session.heldout.segments()
+    session.close()
+    assert 3 <= len(held) <= 30 and metrics["n_heldout_segments"] == len(held) and run.heldout.exists()
+    with PreferenceStore(run.store) as store:
+        used = [store.segment(i) for c in store.comparisons() for i in (c.first_id, c.second_id)]
+    for seg in held:
+        assert not any(np.array_equal(seg.obs, u.obs) for u in used)
+    assert -1.0 <= metrics["learned_true_return_corr"] <= 1.0 and "learned_true_return_corr_val" in metrics
+    resumed = PreferenceRun(cfg, run, resume=True)
+    assert [s.policy_step for s in resumed.heldout.segments()] == [s.policy_step for s in held]
+    resumed.close()
+
+
 def test_true_reward_run_asks_no_labels(tiny_config):
     cfg = tiny_config(reward="true")
     session = PreferenceRun.create(cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pbrl.segments import RolloutRecord, Segment, SegmentBuffer, cut_segments, stack
+from pbrl.segments import HeldOutSample, RolloutRecord, Segment, SegmentBuffer, cut_segments, stack
 
 
 def _rollout(dones: np.ndarray, with_states: bool = True, policy_step: int = 4096) -> RolloutRecord:
@@ -237,3 +237,50 @@ def test_phase_pairs_match_episode_stretches():
     lonely = steps[:, 0] == 400  # alone in its stretch: paired with anything
     np.testing.assert_array_equal(steps[~lonely, 0] // 50, steps[~lonely, 1] // 50)
     assert lonely.any() and set(steps[steps[:, 0] == 0, 1]) == {3}
+
+
+def _numbered(n: int, start: int = 0, dtype=np.float32) -> list[Segment]:
+    return [Segment(obs=np.full((4, 3), i, dtype=dtype), acts=np.zeros((4, 1), np.float32),
+                    true_rews=np.full(4, float(i)), policy_step=i, episode=i, env_step=0)
+            for i in range(start, start + n)]
+
+
+def test_heldout_sample_sets_aside_about_rate_and_never_returns_them():
+    sample, rng = HeldOutSample(capacity=10_000, rate=0.1), np.random.default_rng(0)
+    segs = _numbered(5000)
+    kept = sample.split(segs, rng)
+    aside = {s.policy_step for s in sample.segments()}
+    assert len(kept) + len(sample) == 5000 and 400 < len(sample) < 600
+    assert aside.isdisjoint(s.policy_step for s in kept)  # a held-out segment is never a query candidate
+
+
+def test_heldout_sample_is_bounded_and_spread_over_the_whole_stream():
+    sample, rng = HeldOutSample(capacity=100, rate=0.5), np.random.default_rng(1)
+    for chunk in range(20):  # 20 rollouts of 500 segments
+        sample.split(_numbered(500, start=500 * chunk), rng)
+    steps = np.array([s.policy_step for s in sample.segments()])
+    assert len(sample) == 100 and sample.n_seen > 4000
+    # a reservoir: as many from the first half of the run as from the second, give or take
+    assert 30 <= int((steps < 5000).sum()) <= 70
+
+
+def test_heldout_sample_off_keeps_everything():
+    segs = _numbered(50)
+    assert HeldOutSample(capacity=0, rate=0.5).split(segs, np.random.default_rng(0)) == segs
+    assert HeldOutSample(capacity=10, rate=0.0).split(segs, np.random.default_rng(0)) == segs
+
+
+def test_heldout_sample_save_and_load_round_trip(tmp_path):
+    sample = HeldOutSample(capacity=20, rate=1.0)
+    sample.split(_numbered(30, dtype=np.uint8), np.random.default_rng(2))
+    sample.save(tmp_path / "h.npz")
+    again = HeldOutSample(capacity=20, rate=1.0)
+    again.load(tmp_path / "h.npz")
+    assert again.n_seen == 30 and len(again) == 20
+    for a, b in zip(sample.segments(), again.segments(), strict=True):
+        assert a.obs.dtype == b.obs.dtype == np.uint8 and np.array_equal(a.obs, b.obs)
+        assert a.true_return == b.true_return and a.policy_step == b.policy_step
+    empty = HeldOutSample(capacity=5, rate=0.1)
+    empty.save(tmp_path / "e.npz")
+    empty.load(tmp_path / "e.npz")
+    assert len(empty) == 0 and empty.n_seen == 0
