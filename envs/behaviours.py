@@ -42,6 +42,17 @@ class _Kinematics:
         return out
 
 
+    def touching(self, states: np.ndarray) -> np.ndarray:
+        """Whether any part of the body touches something (the floor) at each state.  # (T,) bool"""
+        out = np.empty(len(states), dtype=bool)
+        nq = self.model.nq
+        for t, state in enumerate(states):
+            self.data.qpos[:] = state[:nq]
+            mujoco.mj_fwdPosition(self.model, self.data)  # kinematics and collision detection
+            out[t] = self.data.ncon > 0
+        return out
+
+
 class HopperKinematics(_Kinematics):
     """What a backflip judge sees in a Hopper state: torso angle (unwrapped), angular velocity, height, feet."""
 
@@ -52,6 +63,7 @@ class HopperKinematics(_Kinematics):
             "torso_angular_velocity": states[:, nq + 2].astype(np.float64),
             "torso_height": states[:, 1].astype(np.float64),
             "feet_down": self.geom_z(states, ["foot_geom"])[:, 0] < FOOT_DOWN_Z,
+            "airborne": ~self.touching(states),
         }
 
 

@@ -7,9 +7,10 @@ sees, and it is deliberately plain. Scores that differ by less than ``tie`` are 
 (17 degrees) of rotation is about what a person can tell apart in a short clip.
 
 - ``backflip`` (pbrl/HopperBackflip-v0, "do a backflip and land on your foot"): more net backward rotation of the
-  torso is better; a jump is better than staying low; landing upright on the foot after turning is better than
-  falling; lying still on the ground is worst. Standing still earns nothing (a first version paid the landing
-  bonus for it and taught the agent to stand).
+  torso is better, and rotation in the air (nothing touching the floor) counts three times; a jump is better than
+  staying low; landing upright on the foot after turning is better than falling; lying still on the ground is
+  worst. Standing still earns nothing (a first version paid the landing bonus for it and taught the agent to
+  stand); without the air term agents settled on tipping over backwards (``results/backflip_attempts.md``).
 - ``one-leg`` (pbrl/HalfCheetahOneLeg-v0, "run forward on one leg"): forward distance covered while the front foot
   is off the ground, plus a quarter of the distance covered on both legs; flipping onto the back is worst.
 """
@@ -24,6 +25,8 @@ from pbrl.segments import Segment, SegmentPair
 
 LANDED_BONUS = 3.0  # radians' worth: ending upright on the foot beats ending almost half a turn further but fallen
 STUCK_PENALTY = 1.0  # lying on the ground without turning is the worst segment there is
+AIR_SPIN_BONUS = 2.0  # backward rotation with no part of the body on the ground counts three times in all: a
+#                     backward leap that turns is a flip begun, a tip-over onto the back is not
 JUMP_BONUS = 5.0  # per metre the torso rises above its standing height: a jump is closer to a flip than a fall
 STANDING_HEIGHT = 1.25  # metres, the Hopper torso's height standing upright
 FRONT_FOOT_UP_Z = 0.25  # metres: the cheetah's front foot counts as lifted above this
@@ -56,8 +59,8 @@ class Judge:
 
 
 def backflip_score(judge: Judge, segment: Segment) -> float:
-    """Backward rotation (rad) + a bonus for landing upright on the foot after turning + a bonus for jumping (the
-    torso's rise above standing height) - a penalty for lying still.
+    """Backward rotation (rad), with twice more for rotation while airborne, + a bonus for landing upright on the
+    foot after turning + a bonus for jumping (the torso's rise above standing height) - a penalty for lying still.
 
     The landing bonus is scaled by how much of a turn came before it (full from half a turn on): standing still
     upright is not a landing, and a judge that paid for it would teach the agent to stand.
@@ -65,12 +68,14 @@ def backflip_score(judge: Judge, segment: Segment) -> float:
     q = judge.kinematics.describe(segment.states)
     angle, height, feet = q["torso_angle"], q["torso_height"], q["feet_down"]
     rotation = float(angle[0] - angle[-1])  # rooty decreases when the torso turns backwards
+    air_rotation = float(-np.diff(angle)[q["airborne"][:-1]].sum())  # turned during steps that start in the air
     tail = slice(-max(1, len(angle) // 10), None)  # the last tenth of the segment
     landed = bool(np.all(np.cos(angle[tail]) > 0.9) and np.any(feet[tail]))
     turned = min(1.0, max(rotation, 0.0) / np.pi)
     jump = max(0.0, float(height.max()) - STANDING_HEIGHT)
     stuck = float(np.mean(height < 0.6)) > 0.5 and abs(rotation) < 0.5
-    return rotation + LANDED_BONUS * landed * turned + JUMP_BONUS * jump - STUCK_PENALTY * stuck
+    return (rotation + AIR_SPIN_BONUS * air_rotation + LANDED_BONUS * landed * turned + JUMP_BONUS * jump
+            - STUCK_PENALTY * stuck)
 
 
 def one_leg_score(judge: Judge, segment: Segment) -> float:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -33,10 +34,13 @@ def main() -> int:
     p.add_argument("--out", default="results/backflip")
     p.add_argument("--keep", default="results/backflip-policy", help="where the best seed's policy is copied")
     p.add_argument("--gif", default="docs/backflip.gif")
+    p.add_argument("--train-args", default="", help="more `pbrl train` flags for every seed, e.g. "
+                   "\"--segment-length 100\"")
     a = p.parse_args()
     root = Path(a.root)
     run_all([(root / f"seed{s}", ["--env", "pbrl/HopperBackflip-v0", "--labeler", "backflip-judge", "--n-labels",
-                                  str(a.n_labels), "--total-timesteps", str(a.total_timesteps), "--seed", str(s)])
+                                  str(a.n_labels), "--total-timesteps", str(a.total_timesteps), "--seed", str(s),
+                                  *shlex.split(a.train_args)])
              for s in a.seeds], a.jobs)
     rows = [m for m in finished_metrics(root) if m["env_id"] == "pbrl/HopperBackflip-v0"]
     if not rows:

@@ -79,6 +79,16 @@ def test_the_judge_prefers_an_upright_landing_over_a_fall(backflip_judge):
                                   [0.0, 0.0])
 
 
+def test_the_judge_prefers_turning_in_the_air_over_tipping_over(backflip_judge):
+    """A backward leap that turns 1.5 rad clear of the floor beats a fall that turns 2 rad with the body on it."""
+    leap = _hopper_segment(np.linspace(0.0, -1.5, T), np.full(T, 2.5))
+    tip = np.linspace(0.0, -2.0, T)
+    fall = _hopper_segment(tip, np.maximum(STANDING * np.cos(tip), 0.05))  # pivoting on the foot, then lying
+    kin = backflip_judge.kinematics
+    assert kin.describe(leap.states)["airborne"].all() and kin.describe(fall.states)["airborne"].mean() < 0.2
+    np.testing.assert_array_equal(backflip_judge([SegmentPair(fall, leap), SegmentPair(leap, fall)]), [0.0, 1.0])
+
+
 def test_judges_are_named_like_labelers():
     assert judge_name("backflip-judge") == "backflip" and judge_name("judge:one-leg") == "one-leg"
     assert judge_name("synthetic") is None and judge_name("human") is None
