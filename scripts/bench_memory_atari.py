@@ -30,13 +30,17 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=1_000_000)
     p.add_argument("--marks", type=int, nargs="+", default=[100_000, 1_000_000])
     p.add_argument("--n-labels", type=int, default=1000)
-    p.add_argument("--pretrain-epochs", type=int, default=20, help="kept small: this measures memory, not learning")
+    p.add_argument("--pretrain-epochs", type=int, default=10, help="kept small so a 1M-step run fits in a few hours "
+                   "on 2 CPU cores")
+    p.add_argument("--label-interval", type=int, default=20_480, help="agent steps between labelling rounds (each "
+                   "round fits the CNN ensemble, about 40 s on one core)")
     p.add_argument("--run-dir", default="runs/bench-memory-pong")
     p.add_argument("--out", default="results/atari_memory")
     p.add_argument("--every", type=float, default=5.0, help="seconds between readings")
     a = p.parse_args()
     cmd = ["pbrl", "train", "--env", "ALE/Pong-v5", "--n-labels", str(a.n_labels), "--total-timesteps",
-           str(a.steps), "--pretrain-epochs", str(a.pretrain_epochs), "--run-dir", a.run_dir, "--no-progress"]
+           str(a.steps), "--pretrain-epochs", str(a.pretrain_epochs), "--label-interval", str(a.label_interval),
+           "--run-dir", a.run_dir, "--no-progress"]
     state = Path(a.run_dir) / "loop_state.json"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     readings: list[tuple[float, int, float]] = []  # (seconds, agent steps, RSS MiB)
