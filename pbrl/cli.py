@@ -131,6 +131,11 @@ def _check_env(env_id: str, max_episode_steps: int | None) -> None:
         raise UsageError(str(exc)) from None
 
 
+#: Settings a resumed run may change: how often and how much it refits, and its compute; nothing that changes what
+#: was asked or how labels are spent.
+RESUME_CHANGEABLE = frozenset({"label_interval", "fit_epochs", "fit_max_batches", "torch_threads", "eval_episodes"})
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from pbrl.loop import PreferenceRun
 
@@ -142,8 +147,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         run.check_existing()
         cfg = TrainConfig.load(run.config)
-        if given:
-            print(f"pbrl: resuming with the run's saved config; ignoring {', '.join(sorted(given))}", file=sys.stderr)
+        changed = {k: v for k, v in given.items() if k in RESUME_CHANGEABLE and getattr(cfg, k) != v}
+        ignored = sorted(k for k in given if k not in RESUME_CHANGEABLE)
+        if changed:
+            cfg = dataclasses.replace(cfg, **changed)
+            cfg.validate()
+            cfg.save(run.config)  # the run's record says how it went on
+            print(f"pbrl: resuming with {', '.join(f'{k}={v}' for k, v in sorted(changed.items()))} from now on",
+                  file=sys.stderr)
+        if ignored:
+            print(f"pbrl: resuming with the run's saved config; ignoring {', '.join(ignored)} (only "
+                  f"{', '.join(sorted(RESUME_CHANGEABLE))} can change on --resume)", file=sys.stderr)
     else:
         cfg = TrainConfig(run_dir=args.run_dir, **family_defaults(given.get("env_id", TrainConfig.env_id), given))
         cfg.ppo = _ppo_overrides(cfg.env_id, args.ppo)

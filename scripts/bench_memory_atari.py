@@ -37,10 +37,16 @@ def main() -> int:
     p.add_argument("--run-dir", default="runs/bench-memory-pong")
     p.add_argument("--out", default="results/atari_memory")
     p.add_argument("--every", type=float, default=5.0, help="seconds between readings")
+    p.add_argument("--resume", action="store_true", help="continue the stopped run in --run-dir (in a new process: "
+                   "readings start at its checkpoint); --label-interval and --fit-max-batches apply from there on")
+    p.add_argument("--fit-max-batches", type=int, default=16)
     a = p.parse_args()
     cmd = ["pbrl", "train", "--env", "ALE/Pong-v5", "--n-labels", str(a.n_labels), "--total-timesteps",
            str(a.steps), "--pretrain-epochs", str(a.pretrain_epochs), "--label-interval", str(a.label_interval),
-           "--run-dir", a.run_dir, "--no-progress"]
+           "--fit-max-batches", str(a.fit_max_batches), "--run-dir", a.run_dir, "--no-progress"]
+    if a.resume:
+        cmd = ["pbrl", "train", "--resume", "--run-dir", a.run_dir, "--label-interval", str(a.label_interval),
+               "--fit-max-batches", str(a.fit_max_batches), "--no-progress"]
     state = Path(a.run_dir) / "loop_state.json"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     readings: list[tuple[float, int, float]] = []  # (seconds, agent steps, RSS MiB)

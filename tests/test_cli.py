@@ -155,3 +155,17 @@ def test_family_defaults_fill_only_what_the_user_did_not_give():
     atari = family_defaults("ALE/Pong-v5", {"n_labels": 3300, "segment_length": 30})
     assert atari["segment_length"] == 30 and atari["label_rate_constant"] == 5e6
     assert atari["initial_label_fraction"] == pytest.approx(500 / 3300)
+
+
+def test_resume_may_change_how_often_it_refits_but_not_the_method(finished_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(finished_run, run)
+    before = json.loads((run / "config.json").read_text())
+    assert main(["train", "--resume", "--run-dir", str(run), "--label-interval", "256", "--fit-max-batches", "2",
+                 "--seed", "5"]) == 0
+    err = capsys.readouterr().err
+    after = json.loads((run / "config.json").read_text())
+    assert after["label_interval"] == 256 and after["fit_max_batches"] == 2 and after["seed"] == before["seed"]
+    assert "label_interval=256" in err and "ignoring seed" in err
