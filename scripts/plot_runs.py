@@ -1,6 +1,6 @@
 """Plot learning curves (true return of training episodes) of the runs under a folder, one panel per env.
 
-    python scripts/plot_runs.py runs/acceptance --out results/mujoco_acceptance.png
+    python scripts/plot_runs.py runs/acceptance [more folders or run dirs] --out results/mujoco_acceptance.png
 
 Reads ``rollout/ep_true_return`` from each run's TensorBoard log; learned-reward runs are solid, true-reward dashed.
 Needs matplotlib (pip install -e ".[plot]").
@@ -30,10 +30,11 @@ def curve(run: Path, tag: str = "rollout/ep_true_return") -> tuple[list[int], li
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("root", type=Path)
+    p.add_argument("roots", type=Path, nargs="+", help="folders of run directories (or run directories)")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
-    runs = sorted(d for d in a.root.iterdir() if (d / "config.json").exists())
+    candidates = [d for root in a.roots for d in ([root] if (root / "config.json").exists() else root.iterdir())]
+    runs = sorted(d for d in candidates if (d / "config.json").exists())
     envs = sorted({json.loads((d / "config.json").read_text())["env_id"] for d in runs})
     fig, axes = plt.subplots(1, len(envs), figsize=(6 * len(envs), 4), squeeze=False)
     for ax, env in zip(axes[0], envs, strict=True):
