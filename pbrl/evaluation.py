@@ -101,6 +101,7 @@ def behaviour_stats(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: in
 def random_returns(env_id: str, n_episodes: int, seed: int, max_episode_steps: int | None = None) -> np.ndarray:
     """True returns of a uniformly random policy.  # (n_episodes,)"""
     env = make_env(env_id, seed=seed, max_episode_steps=max_episode_steps)
+    env.action_space.seed(seed)
     rets = []
     for _ in range(n_episodes):
         env.reset()

@@ -7,7 +7,8 @@ sees, and it is deliberately plain. Scores that differ by less than ``tie`` are 
 (17 degrees) of rotation is about what a person can tell apart in a short clip.
 
 - ``backflip`` (pbrl/HopperBackflip-v0, "do a backflip and land on your foot"): more net backward rotation of the
-  torso is better, and rotation in the air (nothing touching the floor) counts three times; a jump is better than
+  torso is better, and rotation in the air (nothing touching the floor) counts three times, as far as it is net
+  rotation over the segment (rocking back in the air and forward on the ground earns nothing); a jump is better than
   staying low; landing upright on the foot after turning is better than falling; lying still on the ground is
   worst. Standing still earns nothing (a first version paid the landing bonus for it and taught the agent to
   stand); without the air term agents settled on tipping over backwards (``results/backflip_attempts.md``).
@@ -69,6 +70,9 @@ def backflip_score(judge: Judge, segment: Segment) -> float:
     angle, height, feet = q["torso_angle"], q["torso_height"], q["feet_down"]
     rotation = float(angle[0] - angle[-1])  # rooty decreases when the torso turns backwards
     air_rotation = float(-np.diff(angle)[q["airborne"][:-1]].sum())  # turned during steps that start in the air
+    # the air bonus pays only for net backward rotation: a v5 judge without this cap taught rocking back in the air
+    # and forward on the ground (net rotation 0, air rotation 0.6 rad a segment)
+    air_rotation = min(max(air_rotation, 0.0), max(rotation, 0.0))
     tail = slice(-max(1, len(angle) // 10), None)  # the last tenth of the segment
     landed = bool(np.all(np.cos(angle[tail]) > 0.9) and np.any(feet[tail]))
     turned = min(1.0, max(rotation, 0.0) / np.pi)

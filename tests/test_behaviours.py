@@ -87,6 +87,11 @@ def test_the_judge_prefers_turning_in_the_air_over_tipping_over(backflip_judge):
     kin = backflip_judge.kinematics
     assert kin.describe(leap.states)["airborne"].all() and kin.describe(fall.states)["airborne"].mean() < 0.2
     np.testing.assert_array_equal(backflip_judge([SegmentPair(fall, leap), SegmentPair(leap, fall)]), [0.0, 1.0])
+    # rocking: back 1 rad in the air, forward 1 rad on the ground, earns no more than standing still
+    heights = np.concatenate([np.full(T // 2, 2.5), np.full(T - T // 2, STANDING)])
+    rock = _hopper_segment(np.concatenate([np.linspace(0.0, -1.0, T // 2), np.linspace(-1.0, 0.0, T - T // 2)]),
+                           heights)
+    assert backflip_judge.score(rock) <= backflip_judge.score(_hopper_segment(np.zeros(T), heights))
 
 
 def test_judges_are_named_like_labelers():
