@@ -30,27 +30,23 @@ class _Kinematics:
     def __init__(self, model: mujoco.MjModel):
         self.model, self.data = model, mujoco.MjData(model)
 
+    def _posed(self, states: np.ndarray, collide: bool = False):
+        """Put the private MjData in each saved state in turn (positions only; with ``collide``, contacts too)."""
+        nq = self.model.nq
+        step = mujoco.mj_fwdPosition if collide else mujoco.mj_kinematics
+        for state in states:
+            self.data.qpos[:] = state[:nq]
+            step(self.model, self.data)
+            yield self.data
+
     def geom_z(self, states: np.ndarray, geoms: list[str]) -> np.ndarray:
         """Height of each geom's centre at each state.  # (T, n_geoms)"""
         ids = [self.model.geom(g).id for g in geoms]
-        out = np.empty((len(states), len(ids)))
-        nq = self.model.nq
-        for t, state in enumerate(states):
-            self.data.qpos[:] = state[:nq]
-            mujoco.mj_kinematics(self.model, self.data)
-            out[t] = self.data.geom_xpos[ids, 2]
-        return out
-
+        return np.array([d.geom_xpos[ids, 2] for d in self._posed(states)]).reshape(len(states), len(ids))
 
     def touching(self, states: np.ndarray) -> np.ndarray:
         """Whether any part of the body touches something (the floor) at each state.  # (T,) bool"""
-        out = np.empty(len(states), dtype=bool)
-        nq = self.model.nq
-        for t, state in enumerate(states):
-            self.data.qpos[:] = state[:nq]
-            mujoco.mj_fwdPosition(self.model, self.data)  # kinematics and collision detection
-            out[t] = self.data.ncon > 0
-        return out
+        return np.array([d.ncon > 0 for d in self._posed(states, collide=True)], dtype=bool)
 
 
 class HopperKinematics(_Kinematics):
