@@ -164,6 +164,7 @@ class HeldOutSample:
         self.capacity, self.rate = capacity, rate
         self.n_seen = 0  # segments set aside so far (the reservoir's stream length)
         self._segments: list[Segment] = []
+        self._saved_to: str | None = None  # the file that holds exactly this sample, if any
 
     def __len__(self) -> int:
         return len(self._segments)
@@ -178,6 +179,7 @@ class HeldOutSample:
         aside = rng.random(len(segments)) < self.rate
         for seg in (s for s, a in zip(segments, aside, strict=True) if a):
             self.n_seen += 1
+            self._saved_to = None
             if len(self._segments) < self.capacity:
                 self._segments.append(seg)
             else:
@@ -187,7 +189,11 @@ class HeldOutSample:
         return [s for s, a in zip(segments, aside, strict=True) if not a]
 
     def save(self, path) -> None:
-        """Write the sample to ``path`` (.npz) atomically; observations keep their dtype (uint8 frames stay)."""
+        """Write the sample to ``path`` (.npz) atomically; observations keep their dtype (uint8 frames stay).
+        Nothing is written when the sample has not changed since it was last saved there (an Atari sample is 70 MB,
+        and every checkpoint saves it)."""
+        if self._saved_to == str(path) and os.path.exists(path):
+            return
         segs = self._segments
         arrays: dict[str, np.ndarray] = {"n_seen": np.array(self.n_seen)}
         if segs:
@@ -196,6 +202,7 @@ class HeldOutSample:
         tmp = str(path) + ".tmp.npz"
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
+        self._saved_to = str(path)
 
     def load(self, path) -> None:
         with np.load(path) as z:
@@ -207,6 +214,7 @@ class HeldOutSample:
                                       env_step=int(m[2]), env_index=int(m[3]))
                               for o, a, r, m in zip(z["obs"], z["acts"], z["true_rews"], z["meta"], strict=True)]
         self._segments = self._segments[: self.capacity]
+        self._saved_to = None  # a capacity cut may have changed it
 
 
 def stack(segments: Sequence[Segment]) -> tuple[np.ndarray, np.ndarray]:

@@ -284,3 +284,19 @@ def test_heldout_sample_save_and_load_round_trip(tmp_path):
     empty.save(tmp_path / "e.npz")
     empty.load(tmp_path / "e.npz")
     assert len(empty) == 0 and empty.n_seen == 0
+
+
+def test_heldout_sample_is_written_again_only_when_it_changed(tmp_path):
+    sample, rng, path = HeldOutSample(capacity=5, rate=1.0), np.random.default_rng(3), tmp_path / "h.npz"
+    sample.split(_numbered(3), rng)
+    sample.save(path)
+    stamp = path.stat().st_mtime_ns
+    path.write_bytes(path.read_bytes())  # a new mtime; an unchanged sample must not rewrite it
+    again = path.stat().st_mtime_ns
+    sample.save(path)
+    assert path.stat().st_mtime_ns == again and again >= stamp
+    sample.split(_numbered(1, start=3), rng)
+    sample.save(path)
+    reloaded = HeldOutSample(capacity=5, rate=1.0)
+    reloaded.load(path)
+    assert len(reloaded) == 4
