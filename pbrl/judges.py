@@ -9,22 +9,27 @@ sees, and it is deliberately plain. Scores that differ by less than ``tie`` are 
 - ``backflip`` (pbrl/HopperBackflip-v0, "do a backflip and land on your foot"): more net backward rotation of the
   torso is better, and rotation in the air (nothing touching the floor) counts three times, as far as it is net
   rotation over the segment (rocking back in the air and forward on the ground earns nothing); a jump is better than
-  staying low; landing upright on the foot after turning is better than falling; lying still on the ground is
-  worst. Standing still earns nothing (a first version paid the landing bonus for it and taught the agent to
-  stand); without the air term agents settled on tipping over backwards (``results/backflip_attempts.md``).
+  staying low; getting back up on the foot after turning, at any moment of the clip, is better than falling, and a
+  whole flip landed within the clip is best; lying still on the ground is worst. Standing still earns nothing (a
+  first version paid the landing bonus for it and taught the agent to stand); without the air term agents settled
+  on tipping over backwards, and with the landing counted only at the clip's end they tumbled backwards along the
+  ground without ever landing (``results/backflip_attempts.md``).
 - ``one-leg`` (pbrl/HalfCheetahOneLeg-v0, "run forward on one leg"): forward distance covered while the front foot
   is off the ground, plus a quarter of the distance covered on both legs; flipping onto the back is worst.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from pbrl.segments import Segment, SegmentPair
 
-LANDED_BONUS = 3.0  # radians' worth: ending upright on the foot beats ending almost half a turn further but fallen
+LANDED_BONUS = 3.0  # radians' worth: back up on the foot after a turn beats almost half a turn further but fallen
+FLIP_BONUS = 2 * math.pi  # a whole backflip landed inside the clip counts as a second turn on top of its rotation
+ON_FOOT_HEIGHT = 0.7  # metres: a landing holds the torso at least this high (upright and low is a body on the floor)
 STUCK_PENALTY = 1.0  # lying on the ground without turning is the worst segment there is
 AIR_SPIN_BONUS = 2.0  # backward rotation with no part of the body on the ground counts three times in all: a
 #                     backward leap that turns is a flip begun, a tip-over onto the back is not
@@ -60,12 +65,16 @@ class Judge:
 
 
 def backflip_score(judge: Judge, segment: Segment) -> float:
-    """Backward rotation (rad), with twice more for rotation while airborne, + a bonus for landing upright on the
-    foot after turning + a bonus for jumping (the torso's rise above standing height) - a penalty for lying still.
+    """Backward rotation (rad), with twice more for rotation while airborne, + a bonus for getting back up on the
+    foot after turning + a bonus per whole flip landed in the clip + a bonus for jumping (the torso's rise above
+    standing height) - a penalty for lying still.
 
-    The landing bonus is scaled by how much of a turn came before it (full from half a turn on): standing still
-    upright is not a landing, and a judge that paid for it would teach the agent to stand.
+    The landing bonus is scaled by how far the torso turned backwards before it came upright on the foot (full from
+    half a turn on), so standing still upright is not a landing: a judge that paid for it taught the agent to stand.
     """
+    # loads MuJoCo, so only when a backflip is judged
+    from pbrl.envs.behaviours import UPRIGHT_COS, count_backflips, upright
+
     q = judge.kinematics.describe(segment.states)
     angle, height, feet = q["torso_angle"], q["torso_height"], q["feet_down"]
     rotation = float(angle[0] - angle[-1])  # rooty decreases when the torso turns backwards
@@ -73,13 +82,17 @@ def backflip_score(judge: Judge, segment: Segment) -> float:
     # the air bonus pays only for net backward rotation: a v5 judge without this cap taught rocking back in the air
     # and forward on the ground (net rotation 0, air rotation 0.6 rad a segment)
     air_rotation = min(max(air_rotation, 0.0), max(rotation, 0.0))
-    tail = slice(-max(1, len(angle) // 10), None)  # the last tenth of the segment
-    landed = bool(np.all(np.cos(angle[tail]) > 0.9) and np.any(feet[tail]))
-    turned = min(1.0, max(rotation, 0.0) / np.pi)
+    on_foot = feet & upright(angle) & (height > ON_FOOT_HEIGHT)
+    # backward turn completed at each step, from the most forward angle before it, less the tilt that still counts
+    # as upright: rocking back and up onto the foot again earns nothing
+    tilt = math.acos(UPRIGHT_COS)
+    turn_before = np.maximum.accumulate(angle) - angle - tilt
+    landed = float(np.clip(turn_before[on_foot] / (np.pi - tilt), 0.0, 1.0).max()) if on_foot.any() else 0.0
+    flips = count_backflips(angle, feet & (height > ON_FOOT_HEIGHT))
     jump = max(0.0, float(height.max()) - STANDING_HEIGHT)
     stuck = float(np.mean(height < 0.6)) > 0.5 and abs(rotation) < 0.5
-    return (rotation + AIR_SPIN_BONUS * air_rotation + LANDED_BONUS * landed * turned + JUMP_BONUS * jump
-            - STUCK_PENALTY * stuck)
+    return (rotation + AIR_SPIN_BONUS * air_rotation + LANDED_BONUS * landed + FLIP_BONUS * flips
+            + JUMP_BONUS * jump - STUCK_PENALTY * stuck)
 
 
 def one_leg_score(judge: Judge, segment: Segment) -> float:

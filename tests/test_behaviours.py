@@ -94,6 +94,19 @@ def test_the_judge_prefers_turning_in_the_air_over_tipping_over(backflip_judge):
     assert backflip_judge.score(rock) <= backflip_judge.score(_hopper_segment(np.zeros(T), heights))
 
 
+def test_the_judge_counts_a_landing_in_the_middle_of_the_clip(backflip_judge):
+    """A flip landed on the foot mid-clip, then a tip backwards, beats the same turn that never touches down: the v6
+    judge looked only at the clip's end, and its agents tumbled along the ground without ever landing."""
+    third = T // 3
+    angle = np.concatenate([np.linspace(0.0, -2 * math.pi, third), np.full(third, -2 * math.pi),
+                            np.linspace(-2 * math.pi, -2 * math.pi - 1.5, T - 2 * third)])
+    falling = np.linspace(2.0, 0.3, T - 2 * third)  # a hop off the foot that comes down on the back
+    landed = _hopper_segment(angle, np.concatenate([np.full(third, 2.0), np.full(third, STANDING), falling]))
+    never_down = _hopper_segment(angle, np.concatenate([np.full(2 * third, 2.0), falling]))
+    assert backflip_judge.score(landed) > backflip_judge.score(never_down) + 2 * math.pi
+    np.testing.assert_array_equal(backflip_judge([SegmentPair(never_down, landed)]), [0.0])
+
+
 def test_judges_are_named_like_labelers():
     assert judge_name("backflip-judge") == "backflip" and judge_name("judge:one-leg") == "one-leg"
     assert judge_name("synthetic") is None and judge_name("human") is None
