@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from run_queue import finished_metrics, run_all
+from run_queue import PBRL, finished_metrics, run_all
 
 KEEP_FILES = ("config.json", "loop_state.json", "policy.zip", "vecnormalize.pkl", "metrics.json")
 
@@ -51,7 +51,7 @@ def main() -> int:
     keep.mkdir(parents=True, exist_ok=True)
     for name in KEEP_FILES:
         shutil.copy2(Path(best["run_dir"]) / name, keep / name)
-    video = subprocess.run(["pbrl", "video", "--run-dir", str(keep), "--out", a.gif, "--size", "160",
+    video = subprocess.run([*PBRL, "video", "--run-dir", str(keep), "--out", a.gif, "--size", "160",
                             "--episodes", "2"], capture_output=True, text=True, check=True)
     lines = ["# The Hopper backflip from the scripted judge (issue 4)", "",
              "Command (2-core machine, two runs at a time):", "", f"    python {' '.join(sys.argv)}", "",

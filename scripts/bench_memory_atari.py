@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from run_queue import PBRL
+
 
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -41,11 +43,11 @@ def main() -> int:
                    "readings start at its checkpoint); --label-interval and --fit-max-batches apply from there on")
     p.add_argument("--fit-max-batches", type=int, default=16)
     a = p.parse_args()
-    cmd = ["pbrl", "train", "--env", "ALE/Pong-v5", "--n-labels", str(a.n_labels), "--total-timesteps",
+    cmd = [*PBRL, "train", "--env", "ALE/Pong-v5", "--n-labels", str(a.n_labels), "--total-timesteps",
            str(a.steps), "--pretrain-epochs", str(a.pretrain_epochs), "--label-interval", str(a.label_interval),
            "--fit-max-batches", str(a.fit_max_batches), "--run-dir", a.run_dir, "--no-progress"]
     if a.resume:
-        cmd = ["pbrl", "train", "--resume", "--run-dir", a.run_dir, "--label-interval", str(a.label_interval),
+        cmd = [*PBRL, "train", "--resume", "--run-dir", a.run_dir, "--label-interval", str(a.label_interval),
                "--fit-max-batches", str(a.fit_max_batches), "--no-progress"]
     state = Path(a.run_dir) / "loop_state.json"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
+
+#: the ``pbrl`` command of the Python running this script, so a venv works without being activated
+PBRL = [sys.executable, "-m", "pbrl"]
 
 
 def command_for(run_dir: Path, train_args: list[str]) -> list[str]:
@@ -18,8 +22,8 @@ def command_for(run_dir: Path, train_args: list[str]) -> list[str]:
     if (run_dir / "metrics.json").exists():
         return []
     if (run_dir / "loop_state.json").exists():
-        return ["pbrl", "train", "--resume", "--run-dir", str(run_dir), "--no-progress"]
-    return ["pbrl", "train", *train_args, "--run-dir", str(run_dir), "--no-progress"]
+        return [*PBRL, "train", "--resume", "--run-dir", str(run_dir), "--no-progress"]
+    return [*PBRL, "train", *train_args, "--run-dir", str(run_dir), "--no-progress"]
 
 
 def run_all(runs: list[tuple[Path, list[str]]], jobs: int) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 import numpy as np  # noqa: E402
+from run_queue import PBRL  # noqa: E402
 
 from pbrl.config import TrainConfig  # noqa: E402
 from pbrl.run_dir import RunDir  # noqa: E402
@@ -60,7 +61,7 @@ def main() -> int:
     a = p.parse_args()
 
     run = RunDir(a.run_dir)
-    train_cmd = ["pbrl", "train", "--env", a.env, "--labeler", "human", "--n-labels", str(a.n_labels),
+    train_cmd = [*PBRL, "train", "--env", a.env, "--labeler", "human", "--n-labels", str(a.n_labels),
                  "--total-timesteps", str(a.total_timesteps), "--initial-label-fraction",
                  str(a.initial_label_fraction), "--seed", str(a.seed), "--run-dir", a.run_dir, "--no-progress",
                  "--instructions", "Which hopper moves forward better? (scripted person)"]
