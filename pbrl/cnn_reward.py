@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pbrl.frames import PackedPairs
 from pbrl.reward_model import EnsembleBase
 
 FRAMES_PER_CHUNK = 1024  # frames evaluated at once when scoring many steps (bounds the float memory)
@@ -75,14 +76,17 @@ class _Members(nn.ModuleList):
 
 
 class _PairSource:
-    """The labelled pairs as uint8 tensors, indexed by (members, pairs) without copying the whole dataset."""
+    """The labelled pairs, indexed by (members, pairs) without copying the whole dataset: packed pairs are
+    unpacked one minibatch at a time."""
 
-    def __init__(self, obs: np.ndarray, acts: np.ndarray):
-        self.obs = torch.from_numpy(np.ascontiguousarray(obs))  # (N, 2, T, C, H, W) uint8
+    def __init__(self, obs: np.ndarray | PackedPairs, acts: np.ndarray):
+        # (N, 2, T, C, H, W) uint8
+        self.obs = obs if isinstance(obs, PackedPairs) else torch.from_numpy(np.ascontiguousarray(obs))
         self.acts = torch.as_tensor(acts, dtype=torch.float32)  # (N, 2, T, A)
 
     def __getitem__(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.obs[idx], self.acts[idx]  # (M, P, 2, T, C, H, W), (M, P, 2, T, A)
+        obs = torch.from_numpy(self.obs[idx.numpy()]) if isinstance(self.obs, PackedPairs) else self.obs[idx]
+        return obs, self.acts[idx]  # (M, P, 2, T, C, H, W), (M, P, 2, T, A)
 
 
 class CnnRewardEnsemble(EnsembleBase):
@@ -96,7 +100,7 @@ class CnnRewardEnsemble(EnsembleBase):
         self.net = _Members([_CnnMember(cfg) for _ in range(cfg.n_members)])
         self._init_output_stats(cfg.n_members)
 
-    def features(self, obs: np.ndarray, acts: np.ndarray) -> _PairSource:
+    def features(self, obs: np.ndarray | PackedPairs, acts: np.ndarray) -> _PairSource:
         return _PairSource(obs, acts)
 
     def fit_input_stats(self, obs: np.ndarray, acts: np.ndarray) -> None:

@@ -27,6 +27,7 @@ from pbrl.config import TrainConfig
 from pbrl.envs import make_env
 from pbrl.envs.make import obs_action_dims
 from pbrl.evaluation import behaviour_stats, learned_true_corr, true_returns, validation_segments
+from pbrl.frames import PackedObs, PackedPairs
 from pbrl.judges import judge_name, make_judge
 from pbrl.labelers import Labeler, SyntheticOracle
 from pbrl.ppo_defaults import policy_kwargs_for_sb3
@@ -128,6 +129,7 @@ class PreferenceRun:
         self.ppo.set_logger(configure(str(run.tb), ["tensorboard"]))
 
         self.buffer = SegmentBuffer(cfg.segment_buffer_size)
+        self._packed: dict[int, tuple[PackedObs, np.ndarray]] = {}  # labelled image segments by id, packed
         self.heldout = HeldOutSample(cfg.heldout_size, cfg.heldout_rate)
         if resume and run.heldout.exists():
             self.heldout.load(run.heldout)
@@ -292,13 +294,35 @@ class PreferenceRun:
             time.sleep(1.0)
 
     def dataset(self) -> PreferenceDataset | None:
-        comps, pairs = self.store.labelled(self.cfg.max_labels_used or None)
+        """The labelled pairs the ensemble is fitted on (the most recent --max-labels-used)."""
+        comps = self.store.answered(self.cfg.max_labels_used or None)
         if not comps:
             return None
+        labels = np.array([c.label for c in comps], dtype=np.float32)
+        is_val = np.array([c.split == "val" for c in comps])
+        if self.images:
+            return PreferenceDataset(*self._packed_pairs(comps), labels, is_val)
+        pairs = [(self.store.segment(c.first_id), self.store.segment(c.second_id)) for c in comps]
         obs = np.stack([np.stack([a.obs, b.obs]) for a, b in pairs])  # (N, 2, T, *obs_shape)
         acts = np.stack([np.stack([a.acts, b.acts]) for a, b in pairs])  # (N, 2, T, act_dim)
-        return PreferenceDataset(obs, acts, np.array([c.label for c in comps], dtype=np.float32),
-                                 np.array([c.split == "val" for c in comps]))
+        return PreferenceDataset(obs, acts, labels, is_val)
+
+    def _packed_pairs(self, comps: list) -> tuple[PackedPairs, np.ndarray]:
+        """Image observations of the labelled pairs, packed (``pbrl.frames``): each segment is read from the store
+        and packed once, then kept between fits, 2.5 KB for a Pong segment instead of 706 KB."""
+        keep: dict[int, tuple[PackedObs, np.ndarray]] = {}
+        for c in comps:
+            for sid in (c.first_id, c.second_id):
+                if sid not in keep:
+                    keep[sid] = self._packed.get(sid) or self._pack(sid)
+        self._packed = keep  # segments of labels that fell out of the FIFO go
+        obs = PackedPairs([(keep[c.first_id][0], keep[c.second_id][0]) for c in comps])
+        acts = np.stack([np.stack([keep[c.first_id][1], keep[c.second_id][1]]) for c in comps])
+        return obs, acts
+
+    def _pack(self, segment_id: int) -> tuple[PackedObs, np.ndarray]:
+        seg = self.store.segment(segment_id)
+        return PackedObs(seg.obs), seg.acts
 
     def fit(self, n_epochs: int) -> FitStats | None:
         """Refit the ensemble on all labels, then renormalise each member over the recent segments."""
@@ -307,8 +331,9 @@ class PreferenceRun:
         if data is None or n_epochs == 0:
             return None
         t0 = time.perf_counter()
-        self.ensemble.fit_input_stats(data.obs.reshape(-1, *data.obs.shape[3:]),
-                                      data.acts.reshape(-1, data.acts.shape[-1]))
+        if not self.images:  # the CNN scales frames by 1/255 and fits no input statistics
+            self.ensemble.fit_input_stats(data.obs.reshape(-1, *data.obs.shape[3:]),
+                                          data.acts.reshape(-1, data.acts.shape[-1]))
         stats = self.trainer.fit(data, n_epochs)
         obs, acts = stack(self.recent_segments())
         self.ensemble.fit_output_stats(obs.reshape(-1, *obs.shape[2:]), acts.reshape(-1, acts.shape[-1]))

@@ -8,6 +8,7 @@ nowhere else; WAL mode lets them read while one writes, and a label is on disk w
 
 from __future__ import annotations
 
+import collections
 import io
 import math
 import sqlite3
@@ -21,6 +22,7 @@ import numpy as np
 from pbrl.segments import Segment
 
 SCHEMA_VERSION = 2  # 2: comparisons.shown_at
+SEGMENT_CACHE_BYTES = 64 * 2**20  # recently used segments kept in memory; the rest are read back from the database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -103,6 +105,11 @@ def _pack(seg: Segment) -> bytes:
     return buf.getvalue()
 
 
+def _nbytes(seg: Segment) -> int:
+    states = seg.states.nbytes if seg.states is not None else 0
+    return seg.obs.nbytes + seg.acts.nbytes + seg.true_rews.nbytes + states
+
+
 class PreferenceStore:
     """SQLite-backed comparisons and segments of one run."""
 
@@ -122,7 +129,8 @@ class PreferenceStore:
                 c.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         elif int(row[0]) != SCHEMA_VERSION:
             raise RuntimeError(f"{self.path} has store schema {row[0]}, this pbrl reads {SCHEMA_VERSION}")
-        self._segment_cache: dict[int, Segment] = {}
+        self._segment_cache: collections.OrderedDict[int, Segment] = collections.OrderedDict()  # least recent first
+        self._cache_bytes = 0
 
     def _tx(self):
         return _Transaction(self._conn)
@@ -176,7 +184,8 @@ class PreferenceStore:
                 ids.append(int(cur.lastrowid))  # type: ignore[arg-type]
                 seg_pairs.append((seg_ids[0], seg_ids[1]))
         # cached only once committed: a rolled-back id may be reused by another writer
-        self._segment_cache.update({sid: seg.with_id(sid) for sid, seg in new_segments.items()})
+        for sid, seg in new_segments.items():
+            self._cache(seg.with_id(sid))
         return ids, seg_pairs
 
     def answer(
@@ -285,6 +294,7 @@ class PreferenceStore:
 
     def segment(self, segment_id: int) -> Segment:
         if segment_id in self._segment_cache:
+            self._segment_cache.move_to_end(segment_id)
             return self._segment_cache[segment_id]
         row = self._conn.execute(
             "SELECT policy_step, episode, env_step, env_index, data FROM segments WHERE id=?", (segment_id,)
@@ -295,14 +305,28 @@ class PreferenceStore:
             seg = Segment(obs=z["obs"], acts=z["acts"], true_rews=z["true_rews"], policy_step=row[0],
                           episode=row[1], env_step=row[2], env_index=row[3],
                           states=z["states"] if "states" in z.files else None, id=segment_id)
-        self._segment_cache[segment_id] = seg
+        self._cache(seg)
         return seg
+
+    def _cache(self, seg: Segment) -> None:
+        """Keep ``seg`` in memory, dropping the least recently used segments beyond ``SEGMENT_CACHE_BYTES`` (an
+        Atari segment is 706 KB: an unbounded cache grew with every query asked)."""
+        assert seg.id is not None
+        old = self._segment_cache.pop(seg.id, None)
+        self._cache_bytes += _nbytes(seg) - (_nbytes(old) if old is not None else 0)
+        self._segment_cache[seg.id] = seg
+        while self._cache_bytes > SEGMENT_CACHE_BYTES and len(self._segment_cache) > 1:
+            _, dropped = self._segment_cache.popitem(last=False)
+            self._cache_bytes -= _nbytes(dropped)
+
+    def answered(self, max_labels: int | None = None) -> list[Comparison]:
+        """Answered comparisons, the most recent ``max_labels`` if given (a FIFO cap)."""
+        comps = self.comparisons("answered")
+        return comps[-max_labels:] if max_labels is not None else comps
 
     def labelled(self, max_labels: int | None = None) -> tuple[list[Comparison], list[tuple[Segment, Segment]]]:
         """Answered comparisons (the most recent ``max_labels`` if given: a FIFO cap) with their segments."""
-        comps = self.comparisons("answered")
-        if max_labels is not None:
-            comps = comps[-max_labels:]
+        comps = self.answered(max_labels)
         return comps, [(self.segment(c.first_id), self.segment(c.second_id)) for c in comps]
 
 

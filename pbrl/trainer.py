@@ -12,14 +12,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pbrl.frames import PackedPairs
 from pbrl.reward_model import RewardEnsemble, bradley_terry_loss
+
+EVAL_CHUNK = 64  # pairs evaluated at once when measuring losses
 
 
 @dataclass
 class PreferenceDataset:
     """Labelled pairs, stacked. The label is P(first preferred) in {0, 0.5, 1}."""
 
-    obs: np.ndarray  # (N, 2, T, *obs_shape)
+    obs: np.ndarray | PackedPairs  # (N, 2, T, *obs_shape); image pairs stay packed until a batch needs them
     acts: np.ndarray  # (N, 2, T, act_dim)
     labels: np.ndarray  # (N,)
     is_val: np.ndarray  # (N,) bool, fixed when the label is stored
@@ -74,7 +77,9 @@ class RewardTrainer:
         """Mean BT loss over members and accuracy of the ensemble's mean prediction on pairs ``idx``."""
         if len(idx) == 0:
             return float("nan"), float("nan")
-        r = self.model.raw(data.obs[idx], data.acts[idx]).sum(-1)  # (M, P, 2)
+        # a chunk of pairs at a time: unpacked image pairs are 1.4 MB each
+        r = torch.cat([self.model.raw(data.obs[chunk], data.acts[chunk]).sum(-1)
+                       for chunk in np.array_split(idx, -(-len(idx) // EVAL_CHUNK))], dim=1)  # (M, P, 2)
         labels = torch.as_tensor(data.labels[idx], dtype=torch.float32)
         loss = bradley_terry_loss(r[..., 0], r[..., 1], labels).mean().item()
         diff = (r[..., 0] - r[..., 1]).mean(0).numpy()  # (P,)

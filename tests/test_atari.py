@@ -90,6 +90,23 @@ def test_a_tiny_pong_run_goes_end_to_end(tmp_path):
     import torch
 
     assert torch.load(run / "reward_model.pt", weights_only=False)["kind"] == "cnn"
+    # the labelled pairs are fitted on packed (pbrl.frames) and unpack to exactly the stored segments
+    from pbrl.config import TrainConfig
+    from pbrl.frames import PackedPairs
+    from pbrl.loop import PreferenceRun
+    from pbrl.run_dir import RunDir
+
+    session = PreferenceRun(TrainConfig.load(run / "config.json"), RunDir(run), resume=True)
+    try:
+        data = session.dataset()
+        comps = session.store.answered()
+        assert isinstance(data.obs, PackedPairs) and len(data) == len(comps) == 12
+        want = np.stack([np.stack([session.store.segment(c.first_id).obs, session.store.segment(c.second_id).obs])
+                         for c in comps])
+        np.testing.assert_array_equal(data.obs[np.arange(len(comps))], want)
+        assert data.obs.nbytes < want.nbytes / 10
+    finally:
+        session.close()
 
 
 def test_colour_clips_replay_the_exact_frames_from_saved_states():

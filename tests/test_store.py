@@ -313,3 +313,19 @@ def test_a_schema_1_store_is_migrated(tmp_path):
     with PreferenceStore(path) as store:
         store.answer(ids[0], 1.0, "alice", shown_at=5.0)
         assert store._conn.execute("SELECT shown_at FROM comparisons").fetchone() == (5.0,)
+
+
+def test_the_segment_cache_is_bounded_and_evicted_segments_read_back(tmp_path, monkeypatch):
+    """Only recently used segments stay in memory (an unbounded cache grew by 706 KB per Atari segment asked)."""
+    import pbrl.store
+
+    rng = np.random.default_rng(0)
+    segs = [_segment(rng, t=100) for _ in range(20)]
+    monkeypatch.setattr(pbrl.store, "SEGMENT_CACHE_BYTES", 4 * pbrl.store._nbytes(segs[0]))
+    with PreferenceStore(tmp_path / "prefs.sqlite") as store:
+        _, seg_ids = store.add_queries(list(zip(segs[::2], segs[1::2], strict=True)), ["train"] * 10, 0, 0)
+        assert len(store._segment_cache) == 4
+        for (a, b), (first, second) in zip(seg_ids, zip(segs[::2], segs[1::2], strict=True), strict=True):
+            _assert_same_segment(store.segment(a), first)
+            _assert_same_segment(store.segment(b), second)
+        assert len(store._segment_cache) == 4 and store._cache_bytes == 4 * pbrl.store._nbytes(segs[0])

@@ -1,0 +1,77 @@
+"""``pbrl.frames``: labelled image segments are kept packed (distinct frames once, compressed) and unpack exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pbrl.cnn_reward import CnnRewardConfig, CnnRewardEnsemble
+from pbrl.frames import PackedObs, PackedPairs
+from pbrl.trainer import PreferenceDataset, RewardTrainer, TrainerConfig
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+K, H, W = 4, 84, 84
+
+
+def _stacks(rng: np.random.Generator, t: int) -> np.ndarray:
+    """(t, K, H, W) frame stacks of a moving square over a dark, mostly flat screen, as FrameStackObservation
+    makes them: stack t+1 is stack t shifted by one frame."""
+    frames = np.zeros((t + K - 1, H, W), np.uint8)
+    frames[:, 70:, :] = 90  # a floor
+    for i in range(len(frames)):
+        y, x = rng.integers(0, 60, size=2)
+        frames[i, y:y + 8, x:x + 8] = 236
+    return np.stack([frames[i:i + K] for i in range(t)])
+
+
+def test_a_frame_stack_round_trips_exactly_and_packs_small():
+    obs = _stacks(np.random.default_rng(0), 25)
+    packed = PackedObs(obs)
+    assert packed.stacked
+    np.testing.assert_array_equal(packed.unpack(), obs)
+    assert packed.nbytes < obs.nbytes / 50  # 28 distinct frames of 100, compressed
+
+
+@pytest.mark.parametrize("obs", [
+    np.random.default_rng(1).integers(0, 255, size=(25, K, H, W), dtype=np.uint8),  # frames that do not line up
+    np.random.default_rng(2).normal(size=(50, 11)).astype(np.float32),  # vector observations
+    _stacks(np.random.default_rng(3), 1),  # a single step
+])
+def test_anything_else_round_trips_exactly(obs):
+    packed = PackedObs(obs)
+    assert not packed.stacked
+    got = packed.unpack()
+    assert got.dtype == obs.dtype
+    np.testing.assert_array_equal(got, obs)
+
+
+def test_packed_pairs_unpack_the_pairs_an_index_asks_for():
+    rng = np.random.default_rng(4)
+    obs = np.stack([np.stack([_stacks(rng, 5), _stacks(rng, 5)]) for _ in range(6)])  # (6, 2, 5, K, H, W)
+    pairs = PackedPairs([(PackedObs(a), PackedObs(b)) for a, b in obs])
+    assert pairs.shape == obs.shape and len(pairs) == 6
+    idx = np.array([[0, 5, 5], [3, 1, 2]])  # (members, pairs) as the trainer draws them
+    np.testing.assert_array_equal(pairs[idx], obs[idx])
+    np.testing.assert_array_equal(pairs[np.array([True, False, False, True, False, True])], obs[[0, 3, 5]])
+
+
+def test_the_cnn_ensemble_fits_packed_pairs_exactly_as_arrays():
+    """Same seed, same data: fitting on packed pairs gives the same weights as fitting on the stacked arrays."""
+    rng = np.random.default_rng(5)
+    n = 12
+    obs = np.stack([np.stack([_stacks(rng, 3), _stacks(rng, 3)]) for _ in range(n)])
+    acts = np.eye(6, dtype=np.float32)[rng.integers(0, 6, (n, 2, 3))]
+    labels = rng.integers(0, 2, n).astype(np.float32)
+    is_val = np.arange(n) % 4 == 0
+    packed = PackedPairs([(PackedObs(a), PackedObs(b)) for a, b in obs])
+    weights = []
+    for data_obs in (obs, packed):
+        torch.manual_seed(0)
+        model = CnnRewardEnsemble(CnnRewardConfig(obs_shape=(K, H, W), act_dim=6, n_members=2))
+        trainer = RewardTrainer(model, TrainerConfig(batch_size=4), np.random.default_rng(0))
+        stats = trainer.fit(PreferenceDataset(data_obs, acts, labels, is_val), n_epochs=2)
+        weights.append((torch.cat([p.detach().flatten() for p in model.parameters()]), stats))
+    torch.testing.assert_close(weights[0][0], weights[1][0], rtol=0, atol=0)
+    assert weights[0][1] == weights[1][1]
