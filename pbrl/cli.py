@@ -133,7 +133,8 @@ def _check_env(env_id: str, max_episode_steps: int | None) -> None:
 
 #: Settings a resumed run may change: how often and how much it refits, and its compute; nothing that changes what
 #: was asked or how labels are spent.
-RESUME_CHANGEABLE = frozenset({"label_interval", "fit_epochs", "fit_max_batches", "torch_threads", "eval_episodes"})
+RESUME_CHANGEABLE = frozenset({"label_interval", "fit_epochs", "fit_max_batches", "torch_threads", "eval_episodes",
+                               "device", "vec_env"})
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -79,14 +79,17 @@ class _PairSource:
     """The labelled pairs, indexed by (members, pairs) without copying the whole dataset: packed pairs are
     unpacked one minibatch at a time."""
 
-    def __init__(self, obs: np.ndarray | PackedPairs, acts: np.ndarray):
-        # (N, 2, T, C, H, W) uint8
+    def __init__(self, obs: np.ndarray | PackedPairs, acts: np.ndarray, device: torch.device):
+        # (N, 2, T, C, H, W) uint8, in main memory: only minibatches go to the device
         self.obs = obs if isinstance(obs, PackedPairs) else torch.from_numpy(np.ascontiguousarray(obs))
         self.acts = torch.as_tensor(acts, dtype=torch.float32)  # (N, 2, T, A)
+        self.device = device
 
     def __getitem__(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = idx.cpu()
         obs = torch.from_numpy(self.obs[idx.numpy()]) if isinstance(self.obs, PackedPairs) else self.obs[idx]
-        return obs, self.acts[idx]  # (M, P, 2, T, C, H, W), (M, P, 2, T, A)
+        # (M, P, 2, T, C, H, W), (M, P, 2, T, A)
+        return obs.to(self.device, non_blocking=True), self.acts[idx].to(self.device, non_blocking=True)
 
 
 class CnnRewardEnsemble(EnsembleBase):
@@ -101,7 +104,7 @@ class CnnRewardEnsemble(EnsembleBase):
         self._init_output_stats(cfg.n_members)
 
     def features(self, obs: np.ndarray | PackedPairs, acts: np.ndarray) -> _PairSource:
-        return _PairSource(obs, acts)
+        return _PairSource(obs, acts, self.device)
 
     def fit_input_stats(self, obs: np.ndarray, acts: np.ndarray) -> None:
         """Frames are scaled by 1/255; nothing to fit."""
@@ -120,9 +123,9 @@ class CnnRewardEnsemble(EnsembleBase):
         acts_t = torch.as_tensor(acts, dtype=torch.float32)
         lead = obs_t.shape[:-3]
         frames, a = obs_t.reshape(-1, *obs_t.shape[-3:]), acts_t.reshape(-1, acts_t.shape[-1])
-        out = torch.cat([torch.stack([member(frames[i:i + FRAMES_PER_CHUNK], a[i:i + FRAMES_PER_CHUNK])
-                                      for member in self.net])
-                         for i in range(0, len(frames), FRAMES_PER_CHUNK)], dim=1)
+        chunks = [(frames[i:i + FRAMES_PER_CHUNK].to(self.device), a[i:i + FRAMES_PER_CHUNK].to(self.device))
+                  for i in range(0, len(frames), FRAMES_PER_CHUNK)]
+        out = torch.cat([torch.stack([member(f, x) for member in self.net]) for f, x in chunks], dim=1)
         return out.reshape(self.n_members, *lead)
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:

@@ -28,6 +28,7 @@ REWARDS = ("learned", "true")
 LABELERS = ("synthetic", "human")
 WHEN_FULL = ("keep-training", "pause")
 INITIAL_POLICIES = ("random", "untrained")
+VEC_ENVS = ("dummy", "subproc")
 
 
 #: The paper's Atari method settings, used where the user gave no flag of their own (``family_defaults``).
@@ -125,6 +126,10 @@ class TrainConfig:
     ppo: dict[str, Any] = _f(None, "PPO settings; filled from the RL Zoo defaults for the env", cli=False)
     eval_episodes: int = _f(10, "episodes of the deterministic policy evaluated at the end of the run")
     torch_threads: int = _f(1, "torch CPU threads (1 is fastest for these small nets on 2 cores)")
+    device: str = _f("auto", "where PPO and the reward ensemble run: 'cpu', 'cuda' (or 'cuda:N'), or 'auto' "
+                     "(a GPU when there is one and the observations are images; MLPs are faster on the CPU)")
+    vec_env: str = _f("dummy", "how the env copies step: 'dummy' (one process) or 'subproc' (one process per "
+                      "copy: faster where there are more cores than copies)", choices=VEC_ENVS)
 
     @property
     def learned(self) -> bool:
@@ -148,6 +153,14 @@ class TrainConfig:
     def round_steps(self) -> int:
         """Agent steps per labelling round: ``label_interval`` rounded up to whole rollouts."""
         return max(1, math.ceil(self.label_interval / self.rollout_size)) * self.rollout_size
+
+    def torch_device(self) -> str:
+        """The device --device names, with 'auto' decided for this machine and env."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if self.env_id.startswith("ALE/") and torch.cuda.is_available() else "cpu"
 
     def resolve(self) -> TrainConfig:
         """Fill the env-dependent defaults (PPO settings, n_envs); returns self."""
@@ -195,6 +208,15 @@ class TrainConfig:
         if self.initial_policy not in INITIAL_POLICIES:
             raise ConfigError(f"--initial-policy must be one of {', '.join(INITIAL_POLICIES)}, "
                               f"got {self.initial_policy!r}")
+        if self.vec_env not in VEC_ENVS:
+            raise ConfigError(f"--vec-env must be one of {', '.join(VEC_ENVS)}, got {self.vec_env!r}")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError(f"--device {self.device}: this torch sees no CUDA GPU; use --device cpu (or auto)")
         if self.query_selection not in SELECTIONS:
             raise ConfigError(f"--query-selection must be one of {', '.join(SELECTIONS)}, got {self.query_selection!r}")
         try:

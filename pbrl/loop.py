@@ -19,7 +19,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 from tqdm import tqdm
 
 from pbrl.cnn_reward import CnnRewardConfig, CnnRewardEnsemble
@@ -97,6 +97,7 @@ class PreferenceRun:
 
     def __init__(self, cfg: TrainConfig, run: RunDir, resume: bool, labeler: Labeler | None = None):
         self.cfg, self.run_dir = cfg, run
+        self.device = cfg.torch_device()
         torch.set_num_threads(cfg.torch_threads)
         torch.manual_seed(cfg.seed)
         self.state = LoopState(**run.read_json(run.state)) if resume else LoopState()
@@ -115,7 +116,8 @@ class PreferenceRun:
         # -- env: Monitor(make_env) x n_envs -> DummyVecEnv -> RolloutRecorder (raw steps) -> VecNormalize (obs)
         fns = [lambda i=i: Monitor(make_env(cfg.env_id, seed=cfg.seed + i, max_episode_steps=cfg.episode_steps))
                for i in range(cfg.n_envs)]
-        self.recorder = RolloutRecorder(DummyVecEnv(fns), capacity)
+        vec_env_cls = SubprocVecEnv if cfg.vec_env == "subproc" else DummyVecEnv
+        self.recorder = RolloutRecorder(vec_env_cls(fns), capacity)
         if resume:
             self.venv = VecNormalize.load(str(run.vecnormalize), self.recorder)
         else:
@@ -162,14 +164,14 @@ class PreferenceRun:
 
     def _build_ppo(self, resume: bool) -> RelabelingPPO:
         if resume:
-            return RelabelingPPO.load(str(self.run_dir.policy), env=self.venv, device="cpu")
+            return RelabelingPPO.load(str(self.run_dir.policy), env=self.venv, device=self.device)
         p = self.cfg.ppo
         return RelabelingPPO(
             p.get("policy", "MlpPolicy"), self.venv, n_steps=p["n_steps"], batch_size=p["batch_size"],
             n_epochs=p["n_epochs"],
             gamma=p["gamma"], gae_lambda=p["gae_lambda"], learning_rate=p["learning_rate"], ent_coef=p["ent_coef"],
             clip_range=p["clip_range"], max_grad_norm=p["max_grad_norm"], vf_coef=p["vf_coef"],
-            policy_kwargs=policy_kwargs_for_sb3(p["policy_kwargs"]), seed=self.cfg.seed, device="cpu", verbose=0,
+            policy_kwargs=policy_kwargs_for_sb3(p["policy_kwargs"]), seed=self.cfg.seed, device=self.device, verbose=0,
         )
 
     def _build_reward_model(self, resume: bool) -> None:
@@ -185,7 +187,7 @@ class PreferenceRun:
         else:
             self.ensemble, extra = RewardEnsemble(RewardModelConfig(
                 obs_dim=obs_dim, act_dim=act_dim, n_members=cfg.n_members, hidden=cfg.reward_hidden)), {}
-        self.ensemble.eval()
+        self.ensemble.to(self.device).eval()
         self.trainer = RewardTrainer(self.ensemble, TrainerConfig(lr=cfg.reward_lr, batch_size=cfg.reward_batch_size,
                                                                   max_batches=cfg.fit_max_batches,
                                                                   l2_init=cfg.l2_init), self.rng)
@@ -245,7 +247,7 @@ class PreferenceRun:
         segments = self.buffer.segments()
         obs, acts = stack(segments)
         with torch.no_grad():
-            member_returns = self.ensemble.raw(obs, acts).sum(-1).numpy()  # (n_members, n_segments)
+            member_returns = self.ensemble.raw(obs, acts).sum(-1).cpu().numpy()  # (n_members, n_segments)
         candidates = self.buffer.sample_pairs(n_queries * self.cfg.oversample, self.rng, self.cfg.pair_phase)
         asked = self.store.asked_pairs()
         fresh = [(i, j) not in asked and (j, i) not in asked for i, j in

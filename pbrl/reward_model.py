@@ -101,6 +101,10 @@ class EnsembleBase(nn.Module):
         self.register_buffer("out_mean", torch.zeros(n_members))
         self.register_buffer("out_std", torch.ones(n_members))
 
+    @property
+    def device(self) -> torch.device:
+        return self.out_mean.device
+
     def raw(self, obs: np.ndarray | torch.Tensor, acts: np.ndarray | torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -113,12 +117,12 @@ class EnsembleBase(nn.Module):
     @torch.no_grad()
     def mean_reward(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
         """The reward PPO is paid: the average of the normalised members.  # (*lead,)"""
-        return self(obs, acts).mean(dim=0).numpy()
+        return self(obs, acts).mean(dim=0).cpu().numpy()
 
     @torch.no_grad()
     def segment_returns(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
         """Per-member predicted returns of segments: obs (B, T, ...), acts (B, T, act_dim) -> (n_members, B)."""
-        return self(obs, acts).sum(dim=-1).numpy()
+        return self(obs, acts).sum(dim=-1).cpu().numpy()
 
     @torch.no_grad()
     def fit_output_stats(self, obs: np.ndarray, acts: np.ndarray) -> None:
@@ -145,8 +149,8 @@ class RewardEnsemble(EnsembleBase):
         return self.cfg.n_members
 
     def features(self, obs: np.ndarray | torch.Tensor, acts: np.ndarray | torch.Tensor) -> torch.Tensor:
-        obs_t = torch.as_tensor(obs, dtype=torch.float32)
-        acts_t = torch.as_tensor(acts, dtype=torch.float32)
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        acts_t = torch.as_tensor(acts, dtype=torch.float32, device=self.device)
         lead = obs_t.shape[: acts_t.dim() - 1]
         x = torch.cat([obs_t.reshape(*lead, -1), acts_t], dim=-1)
         return (x - self.in_mean) / self.in_std
@@ -170,8 +174,8 @@ class RewardEnsemble(EnsembleBase):
     @torch.no_grad()
     def fit_input_stats(self, obs: np.ndarray, acts: np.ndarray) -> None:
         """Standardise inputs with the statistics of these (recent) steps."""
-        x = torch.cat([torch.as_tensor(obs, dtype=torch.float32).reshape(len(obs), -1),
-                       torch.as_tensor(acts, dtype=torch.float32)], dim=-1)
+        x = torch.cat([torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(len(obs), -1),
+                       torch.as_tensor(acts, dtype=torch.float32, device=self.device)], dim=-1)
         self.in_mean.copy_(x.mean(0))
         self.in_std.copy_(x.std(0).clamp_min(1e-3) if len(x) > 1 else torch.ones_like(self.in_mean))
 

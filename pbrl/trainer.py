@@ -80,9 +80,9 @@ class RewardTrainer:
         # a chunk of pairs at a time: unpacked image pairs are 1.4 MB each
         r = torch.cat([self.model.raw(data.obs[chunk], data.acts[chunk]).sum(-1)
                        for chunk in np.array_split(idx, -(-len(idx) // EVAL_CHUNK))], dim=1)  # (M, P, 2)
-        labels = torch.as_tensor(data.labels[idx], dtype=torch.float32)
+        labels = torch.as_tensor(data.labels[idx], dtype=torch.float32, device=r.device)
         loss = bradley_terry_loss(r[..., 0], r[..., 1], labels).mean().item()
-        diff = (r[..., 0] - r[..., 1]).mean(0).numpy()  # (P,)
+        diff = (r[..., 0] - r[..., 1]).mean(0).cpu().numpy()  # (P,)
         decided = data.labels[idx] != 0.5
         if not decided.any():
             return loss, float("nan")
@@ -101,7 +101,7 @@ class RewardTrainer:
         self.last_bootstrap = boot  # (n_members, n_train)
         with torch.no_grad():  # inputs as the model takes them, indexable by (M, P) pair indices
             feats_all = self.model.features(data.obs, data.acts)
-        labels_all = torch.as_tensor(data.labels, dtype=torch.float32)
+        labels_all = torch.as_tensor(data.labels, dtype=torch.float32, device=self.model.device)
         bs = min(self.cfg.batch_size, len(train_idx))
         self.model.train()
         train_loss, val_loss, val_acc = float("nan"), float("nan"), float("nan")
@@ -109,7 +109,7 @@ class RewardTrainer:
             order = np.stack([self.rng.permutation(row) for row in boot])  # (M, n_train)
             starts = range(0, order.shape[1] - bs + 1, bs)
             for start in starts[: self.cfg.max_batches or None]:
-                batch = torch.as_tensor(order[:, start : start + bs])  # (M, bs)
+                batch = torch.as_tensor(order[:, start : start + bs], device=self.model.device)  # (M, bs)
                 loss = self._member_losses(feats_all[batch], labels_all[batch]).mean(dim=1).sum()
                 loss = loss + self.l2 * self.model.net.l2().sum()
                 self.optimizer.zero_grad(set_to_none=True)

@@ -49,6 +49,7 @@ def _fails_with_one_line(capsys, argv, message) -> None:
     (["--total-timesteps", "100"], "less than one PPO rollout"),
     (["--ppo", "n_stepz=5"], "--ppo takes KEY=VALUE"),
     (["--ppo", "n_steps=0"], "PPO n_steps must be a positive integer"),
+    (["--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N"),
 ])
 def test_bad_train_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
     run = tmp_path / "new-run"
@@ -169,3 +170,21 @@ def test_resume_may_change_how_often_it_refits_but_not_the_method(finished_run, 
     after = json.loads((run / "config.json").read_text())
     assert after["label_interval"] == 256 and after["fit_max_batches"] == 2 and after["seed"] == before["seed"]
     assert "label_interval=256" in err and "ignoring seed" in err
+
+
+def test_device_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    _fails_with_one_line(capsys, ["train", "--run-dir", str(tmp_path / "run"), *TINY, "--device", "cuda"],
+                         "this torch sees no CUDA GPU")
+
+
+def test_env_copies_in_their_own_processes(tmp_path):
+    """--vec-env subproc: the same loop with each env copy stepping in a process of its own."""
+    run = tmp_path / "run"
+    assert main(["train", "--run-dir", str(run), *TINY, "--n-envs", "2", "--vec-env", "subproc"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_labels"] == 10 and metrics["total_timesteps"] == 256
+    assert json.loads((run / "config.json").read_text())["vec_env"] == "subproc"
