@@ -7,13 +7,15 @@ sees, and it is deliberately plain. Scores that differ by less than ``tie`` are 
 (17 degrees) of rotation is about what a person can tell apart in a short clip.
 
 - ``backflip`` (pbrl/HopperBackflip-v0, "do a backflip and land on your foot"): more net backward rotation of the
-  torso is better, and rotation in the air (nothing touching the floor) counts three times, as far as it is net
-  rotation over the segment (rocking back in the air and forward on the ground earns nothing); a jump is better than
+  torso, while it is up off the floor, is better (rolling along the ground is not a flip), and rotation in the air
+  (nothing touching the floor) counts three times, as far as it is net rotation (rocking back in the air and
+  forward on the ground earns nothing); a jump is better than
   staying low; getting back up on the foot after turning, at any moment of the clip, is better than falling, and a
   whole flip landed within the clip is best; lying still on the ground is worst. Standing still earns nothing (a
   first version paid the landing bonus for it and taught the agent to stand); without the air term agents settled
   on tipping over backwards, and with the landing counted only at the clip's end they tumbled backwards along the
-  ground without ever landing (``results/backflip_attempts.md``).
+  ground without ever landing, and with rotation counted anywhere they rolled along it, curled up
+  (``results/backflip_attempts.md``).
 - ``one-leg`` (pbrl/HalfCheetahOneLeg-v0, "run forward on one leg"): forward distance covered while the front foot
   is off the ground, plus a quarter of the distance covered on both legs; flipping onto the back is worst.
 """
@@ -30,6 +32,7 @@ from pbrl.segments import Segment, SegmentPair
 LANDED_BONUS = 3.0  # radians' worth: back up on the foot after a turn beats almost half a turn further but fallen
 FLIP_BONUS = 2 * math.pi  # a whole backflip landed inside the clip counts as a second turn on top of its rotation
 ON_FOOT_HEIGHT = 0.7  # metres: a landing holds the torso at least this high (upright and low is a body on the floor)
+LIFTED_HEIGHT = 0.9  # metres: rotation counts while the torso is this high; a hopper rolling on the ground is lower
 STUCK_PENALTY = 1.0  # lying on the ground without turning is the worst segment there is
 AIR_SPIN_BONUS = 2.0  # backward rotation with no part of the body on the ground counts three times in all: a
 #                     backward leap that turns is a flip begun, a tip-over onto the back is not
@@ -65,7 +68,8 @@ class Judge:
 
 
 def backflip_score(judge: Judge, segment: Segment) -> float:
-    """Backward rotation (rad), with twice more for rotation while airborne, + a bonus for getting back up on the
+    """Backward rotation (rad) with the torso up off the floor, with twice more for rotation while airborne, + a
+    bonus for getting back up on the
     foot after turning + a bonus per whole flip landed in the clip + a bonus for jumping (the torso's rise above
     standing height) - a penalty for lying still.
 
@@ -78,7 +82,12 @@ def backflip_score(judge: Judge, segment: Segment) -> float:
     q = judge.kinematics.describe(segment.states)
     angle, height, feet = q["torso_angle"], q["torso_height"], q["feet_down"]
     rotation = float(angle[0] - angle[-1])  # rooty decreases when the torso turns backwards
-    air_rotation = float(-np.diff(angle)[q["airborne"][:-1]].sum())  # turned during steps that start in the air
+    turned = -np.diff(angle)  # backward rotation in each step
+    # net backward rotation in the steps that start with the torso up: a v7 judge that counted all of it taught
+    # rolling along the ground, curled up (6 rad a 1.5 s clip, torso 0.26 m high)
+    lifted = height[:-1] > LIFTED_HEIGHT
+    lifted_rotation = float(turned[lifted].sum())
+    air_rotation = float(turned[lifted & q["airborne"][:-1]].sum())  # turned in steps that start up in the air
     # the air bonus pays only for net backward rotation: a v5 judge without this cap taught rocking back in the air
     # and forward on the ground (net rotation 0, air rotation 0.6 rad a segment)
     air_rotation = min(max(air_rotation, 0.0), max(rotation, 0.0))
@@ -91,7 +100,7 @@ def backflip_score(judge: Judge, segment: Segment) -> float:
     flips = count_backflips(angle, feet & (height > ON_FOOT_HEIGHT))
     jump = max(0.0, float(height.max()) - STANDING_HEIGHT)
     stuck = float(np.mean(height < 0.6)) > 0.5 and abs(rotation) < 0.5
-    return (rotation + AIR_SPIN_BONUS * air_rotation + LANDED_BONUS * landed + FLIP_BONUS * flips
+    return (lifted_rotation + AIR_SPIN_BONUS * air_rotation + LANDED_BONUS * landed + FLIP_BONUS * flips
             + JUMP_BONUS * jump - STUCK_PENALTY * stuck)
 
 

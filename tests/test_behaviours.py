@@ -107,6 +107,14 @@ def test_the_judge_counts_a_landing_in_the_middle_of_the_clip(backflip_judge):
     np.testing.assert_array_equal(backflip_judge([SegmentPair(never_down, landed)]), [0.0])
 
 
+def test_the_judge_prefers_a_small_leap_to_rolling_on_the_ground(backflip_judge):
+    """Six radians rolled along the floor, curled up, lose to a leap that turns 1.5 rad: a v7 judge that counted
+    rotation anywhere taught rolling."""
+    roll = _hopper_segment(np.linspace(0.0, -6.0, T), np.full(T, 0.3))
+    leap = _hopper_segment(np.linspace(0.0, -1.5, T), np.full(T, 1.3))  # barely a jump: no height to speak of
+    np.testing.assert_array_equal(backflip_judge([SegmentPair(roll, leap), SegmentPair(leap, roll)]), [0.0, 1.0])
+
+
 def test_judges_are_named_like_labelers():
     assert judge_name("backflip-judge") == "backflip" and judge_name("judge:one-leg") == "one-leg"
     assert judge_name("synthetic") is None and judge_name("human") is None
