@@ -9,13 +9,12 @@ sees, and it is deliberately plain. Scores that differ by less than ``tie`` are 
 - ``backflip`` (pbrl/HopperBackflip-v0, "do a backflip and land on your foot"): more net backward rotation of the
   torso, while it is up off the floor, is better (rolling along the ground is not a flip), and rotation in the air
   (nothing touching the floor) counts three times, as far as it is net rotation (rocking back in the air and
-  forward on the ground earns nothing); a jump is better than
-  staying low; getting back up on the foot after turning, at any moment of the clip, is better than falling, and a
-  whole flip landed within the clip is best; lying still on the ground is worst. Standing still earns nothing (a
-  first version paid the landing bonus for it and taught the agent to stand); without the air term agents settled
-  on tipping over backwards, and with the landing counted only at the clip's end they tumbled backwards along the
-  ground without ever landing, and with rotation counted anywhere they rolled along it, curled up
-  (``results/backflip_attempts.md``).
+  forward on the ground earns nothing); a jump is better than staying low; getting back up on the foot after
+  turning, at any moment of the clip, is better than falling, and a whole flip landed within the clip is best;
+  lying still on the ground is worst. Standing still earns nothing (a first version paid the landing bonus for it
+  and taught the agent to stand); without the air term agents settled on tipping over backwards, with the landing
+  counted only at the clip's end they tumbled backwards along the ground without ever landing, and with rotation
+  counted anywhere they rolled along it, curled up (``results/backflip_attempts.md``).
 - ``one-leg`` (pbrl/HalfCheetahOneLeg-v0, "run forward on one leg"): forward distance covered while the front foot
   is off the ground, plus a quarter of the distance covered on both legs; flipping onto the back is worst.
 """
@@ -69,9 +68,8 @@ class Judge:
 
 def backflip_score(judge: Judge, segment: Segment) -> float:
     """Backward rotation (rad) with the torso up off the floor, with twice more for rotation while airborne, + a
-    bonus for getting back up on the
-    foot after turning + a bonus per whole flip landed in the clip + a bonus for jumping (the torso's rise above
-    standing height) - a penalty for lying still.
+    bonus for getting back up on the foot after turning + a bonus per whole flip landed in the clip + a bonus for
+    jumping (the torso's rise above standing height) - a penalty for lying still.
 
     The landing bonus is scaled by how far the torso turned backwards before it came upright on the foot (full from
     half a turn on), so standing still upright is not a landing: a judge that paid for it taught the agent to stand.
