@@ -43,6 +43,10 @@ ATARI_INITIAL_LABELS = 500
 #: Measured on Hopper-v5 (results/hopper_investigation.md): without it the reward model learns that standing is bad.
 FALLING_BODY_METHOD: dict[str, Any] = {"initial_episode_steps": 100}
 
+#: The backflip is judged on 1 s clips (125 steps; the paper showed people 1-2 s), long enough to hold a leap and its
+#: landing: judged on 0.4 s clips, agents tumbled on without ever landing (results/backflip_attempts.md, v6/v7).
+BACKFLIP_METHOD: dict[str, Any] = {"segment_length": 125}
+
 
 def family_defaults(env_id: str, given: dict[str, Any]) -> dict[str, Any]:
     """``given`` config values, completed with the settings for the env's family where not given."""
@@ -50,6 +54,8 @@ def family_defaults(env_id: str, given: dict[str, Any]) -> dict[str, Any]:
 
     if falls_over(env_id):
         return {**FALLING_BODY_METHOD, **given}
+    if env_id == "pbrl/HopperBackflip-v0":
+        return {**BACKFLIP_METHOD, **given}
     if not env_id.startswith("ALE/"):
         return dict(given)
     out = {**ATARI_METHOD, **given}

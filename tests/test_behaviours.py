@@ -115,6 +115,20 @@ def test_the_judge_prefers_a_small_leap_to_rolling_on_the_ground(backflip_judge)
     np.testing.assert_array_equal(backflip_judge([SegmentPair(roll, leap), SegmentPair(leap, roll)]), [0.0, 1.0])
 
 
+def test_a_tiny_backflip_run_with_the_judge_goes_end_to_end(tmp_path):
+    """The judge labels 1 s clips (the backflip's default segment length) and the eval counts flips."""
+    import json
+
+    run = tmp_path / "flip"
+    assert main(["train", "--env", "pbrl/HopperBackflip-v0", "--labeler", "backflip-judge", "--n-labels", "6",
+                 "--total-timesteps", "512", "--pretrain-epochs", "2", "--fit-epochs", "1", "--eval-episodes", "1",
+                 "--label-interval", "512", "--reward-hidden", "8", "--run-dir", str(run), "--no-progress"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert json.loads((run / "config.json").read_text())["segment_length"] == 125
+    assert metrics["n_labels"] == 6 and metrics["labeler"] == "backflip-judge"
+    assert metrics["n_behaviour_episodes"] == 1 and len(metrics["flips_per_episode"]) == 1
+
+
 def test_judges_are_named_like_labelers():
     assert judge_name("backflip-judge") == "backflip" and judge_name("judge:one-leg") == "one-leg"
     assert judge_name("synthetic") is None and judge_name("human") is None

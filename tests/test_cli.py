@@ -153,6 +153,8 @@ def test_family_defaults_fill_only_what_the_user_did_not_give():
     assert family_defaults("Hopper-v5", {})["initial_episode_steps"] == 100  # a body that falls over
     assert family_defaults("Walker2d-v5", {"initial_episode_steps": 0})["initial_episode_steps"] == 0
     assert "initial_episode_steps" not in family_defaults("HalfCheetah-v5", {})
+    assert family_defaults("pbrl/HopperBackflip-v0", {})["segment_length"] == 125  # 1 s clips for the backflip
+    assert family_defaults("pbrl/HopperBackflip-v0", {"segment_length": 50})["segment_length"] == 50
     atari = family_defaults("ALE/Pong-v5", {"n_labels": 3300, "segment_length": 30})
     assert atari["segment_length"] == 30 and atari["label_rate_constant"] == 5e6
     assert atari["initial_label_fraction"] == pytest.approx(500 / 3300)
