@@ -42,12 +42,14 @@ def main() -> int:
                                   str(a.n_labels), "--total-timesteps", str(a.total_timesteps), "--seed", str(s),
                                   *shlex.split(a.train_args)])
              for s in a.seeds], a.jobs)
-    rows = [m for m in finished_metrics(root) if m["env_id"] == "pbrl/HopperBackflip-v0"]
+    keep = Path(a.keep)
+    # a --keep folder under --root holds a copy of a run's metrics: it is not a run of its own
+    rows = [m for m in finished_metrics(root)
+            if m["env_id"] == "pbrl/HopperBackflip-v0" and Path(m["run_dir"]).resolve() != keep.resolve()]
     if not rows:
         print("no finished runs", file=sys.stderr)
         return 1
     best = max(rows, key=lambda m: (m["episodes_with_a_flip"], sum(m["flips_per_episode"])))
-    keep = Path(a.keep)
     keep.mkdir(parents=True, exist_ok=True)
     for name in KEEP_FILES:
         shutil.copy2(Path(best["run_dir"]) / name, keep / name)
