@@ -123,8 +123,8 @@ class CnnRewardEnsemble(EnsembleBase):
         acts_t = torch.as_tensor(acts, dtype=torch.float32)
         lead = obs_t.shape[:-3]
         frames, a = obs_t.reshape(-1, *obs_t.shape[-3:]), acts_t.reshape(-1, acts_t.shape[-1])
-        chunks = [(frames[i:i + FRAMES_PER_CHUNK].to(self.device), a[i:i + FRAMES_PER_CHUNK].to(self.device))
-                  for i in range(0, len(frames), FRAMES_PER_CHUNK)]
+        chunks = ((frames[i:i + FRAMES_PER_CHUNK].to(self.device), a[i:i + FRAMES_PER_CHUNK].to(self.device))
+                  for i in range(0, len(frames), FRAMES_PER_CHUNK))  # one chunk on the device at a time
         out = torch.cat([torch.stack([member(f, x) for member in self.net]) for f, x in chunks], dim=1)
         return out.reshape(self.n_members, *lead)
 

@@ -76,13 +76,11 @@ def main() -> int:
     p.add_argument("--max-seconds", type=float, default=0, help="stop the run (Ctrl-C: it keeps its last "
                    "checkpoint) after this long and report what was reached (0 = no limit)")
     a = p.parse_args()
-    cmd = [*PBRL, "train", "--env", "ALE/Pong-v5", "--n-labels", str(a.n_labels), "--total-timesteps",
-           str(a.steps), "--pretrain-epochs", str(a.pretrain_epochs), "--label-interval", str(a.label_interval),
-           "--fit-max-batches", str(a.fit_max_batches), "--run-dir", a.run_dir, "--no-progress",
-           *shlex.split(a.train_args)]
-    if a.resume:
-        cmd = [*PBRL, "train", "--resume", "--run-dir", a.run_dir, "--label-interval", str(a.label_interval),
-               "--fit-max-batches", str(a.fit_max_batches), "--no-progress", *shlex.split(a.train_args)]
+    start_args = (["--resume"] if a.resume else
+                  ["--env", "ALE/Pong-v5", "--n-labels", str(a.n_labels), "--total-timesteps", str(a.steps),
+                   "--pretrain-epochs", str(a.pretrain_epochs)])
+    cmd = [*PBRL, "train", *start_args, "--run-dir", a.run_dir, "--label-interval", str(a.label_interval),
+           "--fit-max-batches", str(a.fit_max_batches), "--no-progress", *shlex.split(a.train_args)]
     state = Path(a.run_dir) / "loop_state.json"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     readings: list[tuple[float, int, float, float]] = []  # (seconds, agent steps, RSS MiB, env processes' MiB)
