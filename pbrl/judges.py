@@ -9,12 +9,15 @@ sees, and it is deliberately plain. Scores that differ by less than ``tie`` are 
 - ``backflip`` (pbrl/HopperBackflip-v0, "do a backflip and land on your foot"): more net backward rotation of the
   torso, while it is up off the floor, is better (rolling along the ground is not a flip), and rotation in the air
   (nothing touching the floor) counts three times, as far as it is net rotation (rocking back in the air and
-  forward on the ground earns nothing); a jump is better than staying low; getting back up on the foot after
+  forward on the ground earns nothing); forward rotation, anywhere, counts against the clip three times over, as
+  much as turning back in the air earned (coming back the way it went is undoing the flip); a jump is better
+  than staying low; getting back up on the foot after
   turning, at any moment of the clip, is better than falling, and a whole flip landed within the clip is best;
   lying still on the ground is worst. Standing still earns nothing (a first version paid the landing bonus for it
   and taught the agent to stand); without the air term agents settled on tipping over backwards, with the landing
-  counted only at the clip's end they tumbled backwards along the ground without ever landing, and with rotation
-  counted anywhere they rolled along it, curled up (``results/backflip_attempts.md``).
+  counted only at the clip's end they tumbled backwards along the ground without ever landing, with rotation
+  counted anywhere they rolled along it, curled up, and with forward rotation counted only while up they leapt
+  back onto the head and rolled forward again, over and over (``results/backflip_attempts.md``).
 - ``one-leg`` (pbrl/HalfCheetahOneLeg-v0, "run forward on one leg"): forward distance covered while the front foot
   is off the ground, plus a quarter of the distance covered on both legs; flipping onto the back is worst.
 """
@@ -35,6 +38,9 @@ LIFTED_HEIGHT = 0.9  # metres: rotation counts while the torso is this high; a h
 STUCK_PENALTY = 1.0  # lying on the ground without turning is the worst segment there is
 AIR_SPIN_BONUS = 2.0  # backward rotation with no part of the body on the ground counts three times in all: a
 #                     backward leap that turns is a flip begun, a tip-over onto the back is not
+UNDO_COST = 1.0 + AIR_SPIN_BONUS  # per radian of forward rotation, anywhere: undoing a turn costs what turning
+#                                  back in the air earned, so a leap back that comes down on the head and rolls
+#                                  forward again is worth no more than standing
 JUMP_BONUS = 5.0  # per metre the torso rises above its standing height: a jump is closer to a flip than a fall
 STANDING_HEIGHT = 1.25  # metres, the Hopper torso's height standing upright
 FRONT_FOOT_UP_Z = 0.25  # metres: the cheetah's front foot counts as lifted above this
@@ -67,7 +73,8 @@ class Judge:
 
 
 def backflip_score(judge: Judge, segment: Segment) -> float:
-    """Backward rotation (rad) with the torso up off the floor, with twice more for rotation while airborne, + a
+    """Backward rotation (rad) with the torso up off the floor, with twice more for rotation while airborne, less
+    three times the forward rotation anywhere, + a
     bonus for getting back up on the foot after turning + a bonus per whole flip landed in the clip + a bonus for
     jumping (the torso's rise above standing height) - a penalty for lying still.
 
@@ -84,7 +91,9 @@ def backflip_score(judge: Judge, segment: Segment) -> float:
     # net backward rotation in the steps that start with the torso up: a v7 judge that counted all of it taught
     # rolling along the ground, curled up (6 rad a 1.5 s clip, torso 0.26 m high)
     lifted = height[:-1] > LIFTED_HEIGHT
-    lifted_rotation = float(turned[lifted].sum())
+    # forward rotation counts against the clip wherever it happens: a v8 judge that counted it only while lifted
+    # taught bending back onto the head while up and coming forward again low down, for net pay every rock
+    lifted_rotation = float(turned[lifted & (turned > 0)].sum() + UNDO_COST * turned[turned < 0].sum())
     air_rotation = float(turned[lifted & q["airborne"][:-1]].sum())  # turned in steps that start up in the air
     # the air bonus pays only for net backward rotation: a v5 judge without this cap taught rocking back in the air
     # and forward on the ground (net rotation 0, air rotation 0.6 rad a segment)

@@ -115,6 +115,21 @@ def test_the_judge_prefers_a_small_leap_to_rolling_on_the_ground(backflip_judge)
     np.testing.assert_array_equal(backflip_judge([SegmentPair(roll, leap), SegmentPair(leap, roll)]), [0.0, 1.0])
 
 
+def test_the_judge_counts_coming_forward_again_against_the_turn(backflip_judge):
+    """A leap back onto the head that rolls forward again low down scores below standing still, and below the same
+    leap carried on over onto the foot: a v8 judge that counted rotation only while the torso was up paid for the
+    leap and let the roll back forward go free, and taught exactly that rock."""
+    half = T // 2
+    leap_heights = np.linspace(1.4, 0.4, half)  # clear of the floor, coming down on the head
+    rock = _hopper_segment(np.concatenate([np.linspace(0.0, -3.7, half), np.linspace(-3.7, 0.0, T - half)]),
+                           np.concatenate([leap_heights, np.linspace(0.4, STANDING, T - half)]))
+    over = _hopper_segment(np.concatenate([np.linspace(0.0, -3.7, half), np.linspace(-3.7, -2 * math.pi, T - half)]),
+                           np.concatenate([leap_heights, np.linspace(0.4, STANDING, T - half)]))
+    standing = _hopper_segment(np.zeros(T), np.full(T, STANDING))
+    assert backflip_judge.score(rock) < backflip_judge.score(standing) < backflip_judge.score(over)
+    np.testing.assert_array_equal(backflip_judge([SegmentPair(rock, standing), SegmentPair(rock, over)]), [0.0, 0.0])
+
+
 def test_a_tiny_backflip_run_with_the_judge_goes_end_to_end(tmp_path):
     """The judge labels 1 s clips (the backflip's default segment length) and the eval counts flips."""
     import json
