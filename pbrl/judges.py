@@ -74,9 +74,9 @@ class Judge:
 
 def backflip_score(judge: Judge, segment: Segment) -> float:
     """Backward rotation (rad) with the torso up off the floor, with twice more for rotation while airborne, less
-    three times the forward rotation anywhere, + a
-    bonus for getting back up on the foot after turning + a bonus per whole flip landed in the clip + a bonus for
-    jumping (the torso's rise above standing height) - a penalty for lying still.
+    three times the forward rotation anywhere, + a bonus for getting back up on the foot after turning + a bonus
+    per whole flip landed in the clip + a bonus for jumping (the torso's rise above standing height) - a penalty
+    for lying still.
 
     The landing bonus is scaled by how far the torso turned backwards before it came upright on the foot (full from
     half a turn on), so standing still upright is not a landing: a judge that paid for it taught the agent to stand.
