@@ -76,20 +76,40 @@ class _Members(nn.ModuleList):
 
 
 class _PairSource:
-    """The labelled pairs, indexed by (members, pairs) without copying the whole dataset: packed pairs are
-    unpacked one minibatch at a time."""
+    """The labelled pairs, indexed by (members, pairs) without copying the whole dataset.
 
-    def __init__(self, obs: np.ndarray | PackedPairs, acts: np.ndarray, device: torch.device):
-        # (N, 2, T, C, H, W) uint8, in main memory: only minibatches go to the device
-        self.obs = obs if isinstance(obs, PackedPairs) else torch.from_numpy(np.ascontiguousarray(obs))
-        self.acts = torch.as_tensor(acts, dtype=torch.float32)  # (N, 2, T, A)
+    On a GPU (or with ``resident``) packed frame-stack pairs are unpacked once into a table of their distinct
+    frames on the device (4x smaller than the stacks; 395 MB at 1,000 Pong pairs) and every minibatch is one gather
+    there. Otherwise they stay packed in main memory and are unpacked one minibatch at a time: on a CPU that costs
+    little next to the CNN, and main memory stays flat as labels come in."""
+
+    def __init__(self, obs: np.ndarray | PackedPairs, acts: np.ndarray, device: torch.device,
+                 resident: bool | None = None):
         self.device = device
+        if resident is None:
+            resident = device.type == "cuda"
+        self.table = None
+        if resident and isinstance(obs, PackedPairs) and obs.stacked:
+            self.table = obs.frame_table(device)  # (F, H, W), (N, 2, T, K)
+            self.obs = None
+        else:  # (N, 2, T, C, H, W) uint8, in main memory: only minibatches go to the device
+            self.obs = obs if isinstance(obs, PackedPairs) else torch.from_numpy(np.ascontiguousarray(obs))
+        acts_t = torch.as_tensor(acts, dtype=torch.float32)  # (N, 2, T, A)
+        self.acts = acts_t.to(device) if self.table is not None else acts_t
 
     def __getitem__(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M, P) pair indices -> (M, P, 2, T, C, H, W), (M, P, 2, T, A) on the device."""
+        if self.table is not None:
+            frames, index = self.table
+            idx = idx.to(self.device)
+            return frames[index[idx]], self.acts[idx]
         idx = idx.cpu()
         obs = torch.from_numpy(self.obs[idx.numpy()]) if isinstance(self.obs, PackedPairs) else self.obs[idx]
-        # (M, P, 2, T, C, H, W), (M, P, 2, T, A)
         return obs.to(self.device, non_blocking=True), self.acts[idx].to(self.device, non_blocking=True)
+
+    def pairs(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pairs ``idx`` (P,) as the model's ``raw`` takes them: (P, 2, T, C, H, W), (P, 2, T, A)."""
+        return self[torch.as_tensor(idx)]
 
 
 class CnnRewardEnsemble(EnsembleBase):
@@ -103,8 +123,9 @@ class CnnRewardEnsemble(EnsembleBase):
         self.net = _Members([_CnnMember(cfg) for _ in range(cfg.n_members)])
         self._init_output_stats(cfg.n_members)
 
-    def features(self, obs: np.ndarray | PackedPairs, acts: np.ndarray) -> _PairSource:
-        return _PairSource(obs, acts, self.device)
+    def features(self, obs: np.ndarray | PackedPairs, acts: np.ndarray, resident: bool | None = None
+                 ) -> _PairSource:
+        return _PairSource(obs, acts, self.device, resident)
 
     def fit_input_stats(self, obs: np.ndarray, acts: np.ndarray) -> None:
         """Frames are scaled by 1/255; nothing to fit."""

@@ -73,12 +73,14 @@ class RewardTrainer:
         return bradley_terry_loss(r[..., 0], r[..., 1], labels)
 
     @torch.no_grad()
-    def evaluate(self, data: PreferenceDataset, idx: np.ndarray) -> tuple[float, float]:
-        """Mean BT loss over members and accuracy of the ensemble's mean prediction on pairs ``idx``."""
+    def evaluate(self, data: PreferenceDataset, idx: np.ndarray, source=None) -> tuple[float, float]:
+        """Mean BT loss over members and accuracy of the ensemble's mean prediction on pairs ``idx``; ``source``
+        is the model's ``features`` of ``data`` where it can hand out whole pairs (image pairs on the device)."""
         if len(idx) == 0:
             return float("nan"), float("nan")
+        pairs = source.pairs if hasattr(source, "pairs") else lambda i: (data.obs[i], data.acts[i])
         # a chunk of pairs at a time: unpacked image pairs are 1.4 MB each
-        r = torch.cat([self.model.raw(data.obs[chunk], data.acts[chunk]).sum(-1)
+        r = torch.cat([self.model.raw(*pairs(chunk)).sum(-1)
                        for chunk in np.array_split(idx, -(-len(idx) // EVAL_CHUNK))], dim=1)  # (M, P, 2)
         labels = torch.as_tensor(data.labels[idx], dtype=torch.float32, device=r.device)
         loss = bradley_terry_loss(r[..., 0], r[..., 1], labels).mean().item()
@@ -115,8 +117,8 @@ class RewardTrainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
-            train_loss, _ = self.evaluate(data, self._sample(train_idx))
-            val_loss, val_acc = self.evaluate(data, self._sample(val_idx))
+            train_loss, _ = self.evaluate(data, self._sample(train_idx), feats_all)
+            val_loss, val_acc = self.evaluate(data, self._sample(val_idx), feats_all)
             self.adapt_l2(train_loss, val_loss)
         self.model.eval()
         return FitStats(train_loss, val_loss, val_acc, self.l2, len(train_idx), len(val_idx))

@@ -6,7 +6,10 @@ Plays Pong with uniform random actions, cuts 25-step segments (the loop's own ``
 holds ``--pairs`` pairs two ways in this one process: stacked as the reward model's training array (N, 2, 25, 4, 84,
 84) uint8, as every fit built it before, and as ``PackedPairs``. It prints the bytes of each and their ratio, the
 seconds to pack them all, and the seconds to unpack one minibatch as the trainer draws it (3 members x 16 pairs)
-against indexing the stacked array for the same batch. Random play scores rarely, so the frames are busier than a
+against indexing the stacked array for the same batch. With ``--device`` it also times a minibatch's trip to that
+device both ways the fit can take: unpacked in main memory and copied over, or gathered from the frame table
+that a GPU fit builds once on the device (``PackedPairs.frame_table``), and the table's build time and size.
+Random play scores rarely, so the frames are busier than a
 trained agent's are only where the ball moves; the ratio is for what these frames compress to.
 """
 
@@ -51,11 +54,39 @@ def pong_segments(n: int, seed: int) -> list[np.ndarray]:
     return out[:n]
 
 
+def device_timings(packed: PackedPairs, batches: list[np.ndarray], device_name: str) -> dict[str, object]:
+    """Per minibatch on ``device_name``: unpack in main memory and copy, against a gather from the frame table."""
+    import torch
+
+    device = torch.device(device_name)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def timed(fn) -> float:
+        sync()
+        t0 = time.perf_counter()
+        for idx in batches:
+            out = fn(idx)
+        sync()
+        return (time.perf_counter() - t0) / len(batches), out
+
+    copy_s, copied = timed(lambda idx: torch.from_numpy(packed[idx]).to(device))
+    t0 = time.perf_counter()
+    frames, index = packed.frame_table(device)
+    sync()
+    build_s = time.perf_counter() - t0
+    gather_s, gathered = timed(lambda idx: frames[index[torch.as_tensor(idx, device=device)]])
+    assert torch.equal(copied, gathered), "the frame table must give exactly the unpacked pairs"
+    return {"name": str(device), "table_mib": round(frames.numel() / 2**20, 1), "table_build_s": round(build_s, 2),
+            "minibatch_ms": {"unpack_and_copy": round(copy_s * 1e3, 2), "table_gather": round(gather_s * 1e3, 3)},
+            "copy_over_gather": round(copy_s / gather_s, 1)}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batches", type=int, default=20, help="minibatches timed")
+    p.add_argument("--device", default="", help="also time minibatches reaching this torch device (cpu, cuda)")
     p.add_argument("--out", default="")
     a = p.parse_args()
     segs = pong_segments(2 * a.pairs, a.seed)
@@ -82,6 +113,8 @@ def main() -> int:
         "minibatch_ms": {"stacked_index": round(index_s * 1e3, 2), "packed_unpack": round(unpack_s * 1e3, 2)},
         "unpack_over_index": round(unpack_s / index_s, 2),
     }
+    if a.device:
+        result["device"] = device_timings(packed, batches, a.device)
     print(json.dumps(result, indent=2))
     if a.out:
         out = Path(a.out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -57,6 +59,19 @@ def test_packed_pairs_unpack_the_pairs_an_index_asks_for():
     np.testing.assert_array_equal(pairs[np.array([True, False, False, True, False, True])], obs[[0, 3, 5]])
 
 
+def test_the_frame_table_gathers_the_same_stacks():
+    rng = np.random.default_rng(6)
+    obs = np.stack([np.stack([_stacks(rng, 5), _stacks(rng, 5)]) for _ in range(4)])  # (4, 2, 5, K, H, W)
+    pairs = PackedPairs([(PackedObs(a), PackedObs(b)) for a, b in obs])
+    assert pairs.stacked
+    frames, index = pairs.frame_table(torch.device("cpu"))
+    assert frames.shape == (4 * 2 * (5 + K - 1), H, W) and frames.dtype == torch.uint8  # distinct frames only
+    idx = torch.tensor([[0, 3, 3], [2, 1, 0]])
+    np.testing.assert_array_equal(frames[index[idx]].numpy(), obs[idx.numpy()])
+    not_stacks = PackedPairs([(PackedObs(a), PackedObs(a[::-1].copy())) for a, _ in obs])
+    assert not not_stacks.stacked  # reversed in time: the frames no longer slide, so no table
+
+
 def test_the_cnn_ensemble_fits_packed_pairs_exactly_as_arrays():
     """Same seed, same data: fitting on packed pairs gives the same weights as fitting on the stacked arrays."""
     rng = np.random.default_rng(5)
@@ -67,11 +82,13 @@ def test_the_cnn_ensemble_fits_packed_pairs_exactly_as_arrays():
     is_val = np.arange(n) % 4 == 0
     packed = PackedPairs([(PackedObs(a), PackedObs(b)) for a, b in obs])
     weights = []
-    for data_obs in (obs, packed):
+    for data_obs, resident in ((obs, False), (packed, False), (packed, True)):  # resident: the GPU's frame table
         torch.manual_seed(0)
         model = CnnRewardEnsemble(CnnRewardConfig(obs_shape=(K, H, W), act_dim=6, n_members=2))
+        model.features = functools.partial(model.features, resident=resident)
         trainer = RewardTrainer(model, TrainerConfig(batch_size=4), np.random.default_rng(0))
         stats = trainer.fit(PreferenceDataset(data_obs, acts, labels, is_val), n_epochs=2)
         weights.append((torch.cat([p.detach().flatten() for p in model.parameters()]), stats))
-    torch.testing.assert_close(weights[0][0], weights[1][0], rtol=0, atol=0)
-    assert weights[0][1] == weights[1][1]
+    for other in weights[1:]:
+        torch.testing.assert_close(weights[0][0], other[0], rtol=0, atol=0)
+        assert weights[0][1] == other[1]

@@ -144,7 +144,7 @@ def test_max_batches_bounds_the_updates_and_the_pairs_scored():
     step = trainer.optimizer.step
     trainer.optimizer.step = lambda *a, **k: (steps.append(1), step(*a, **k))[1]
     evaluate = trainer.evaluate
-    trainer.evaluate = lambda d, idx: (scored.append(len(idx)), evaluate(d, idx))[1]
+    trainer.evaluate = lambda d, idx, *rest: (scored.append(len(idx)), evaluate(d, idx, *rest))[1]
     trainer.fit(data, n_epochs=2)
     assert len(steps) == 2 * 3  # 3 minibatches an epoch instead of ~18
     assert scored == [48, 48, 48, 48]  # train and val losses on 3 x 16 pairs each epoch
