@@ -4,9 +4,10 @@
 
 Each seed is a plain ``pbrl train --env pbrl/HopperBackflip-v0 --labeler backflip-judge`` run under --root
 (finished runs are skipped, stopped ones resumed). The report gives, per seed, the labels used, agent steps, wall
-time and backflips per evaluation episode of the deterministic policy. The seed with the most episodes with a flip
-is copied (config, loop state, policy, observation statistics, metrics; no store) to --keep, so that
-``pbrl eval --run-dir KEEP`` and ``pbrl video --run-dir KEEP`` reproduce it, and its video is written to --gif.
+time and backflips per evaluation episode of the deterministic policy. The seed with the most episodes with a flip,
+if any seed flipped at all, is copied (config, loop state, policy, observation statistics, metrics; no store) to
+--keep, so that ``pbrl eval --run-dir KEEP`` and ``pbrl video --run-dir KEEP`` reproduce it, and its video is
+written to --gif.
 """
 
 from __future__ import annotations
@@ -50,11 +51,13 @@ def main() -> int:
         print("no finished runs", file=sys.stderr)
         return 1
     best = max(rows, key=lambda m: (m["episodes_with_a_flip"], sum(m["flips_per_episode"])))
-    keep.mkdir(parents=True, exist_ok=True)
-    for name in KEEP_FILES:
-        shutil.copy2(Path(best["run_dir"]) / name, keep / name)
-    video = subprocess.run([*PBRL, "video", "--run-dir", str(keep), "--out", a.gif, "--size", "160",
-                            "--episodes", "2"], capture_output=True, text=True, check=True)
+    video = None
+    if best["episodes_with_a_flip"]:  # a policy that never flips is not kept as "the backflip"
+        keep.mkdir(parents=True, exist_ok=True)
+        for name in KEEP_FILES:
+            shutil.copy2(Path(best["run_dir"]) / name, keep / name)
+        video = json.loads(subprocess.run([*PBRL, "video", "--run-dir", str(keep), "--out", a.gif, "--size", "160",
+                                           "--episodes", "2"], capture_output=True, text=True, check=True).stdout)
     lines = ["# The Hopper backflip from the scripted judge (issue 4)", "",
              "Command (2-core machine, two runs at a time):", "", f"    python {' '.join(sys.argv)}", "",
              "A flip: 2π of net backward torso rotation since the last landing, then the foot down with the torso "
@@ -66,11 +69,11 @@ def main() -> int:
         lines.append(f"| {m['seed']} | {m['n_labels']} | {m['total_timesteps']:,} | {m['wall_time_s'] / 60:.1f} | "
                      f"{m['flips_per_episode']} | {m['episodes_with_a_flip']}/{m['n_behaviour_episodes']} |")
     lines += ["", f"Kept: seed {best['seed']} in `{keep}` (`pbrl eval --run-dir {keep} --episodes 5`); video of two "
-              f"episodes: `{a.gif}`."]
+              f"episodes: `{a.gif}`." if video else "Nothing kept: no seed flipped in any evaluation episode."]
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"command": "python " + " ".join(sys.argv), "runs": rows,
-                                                    "kept_seed": best["seed"], "video": json.loads(video.stdout)},
+                                                    "kept_seed": best["seed"] if video else None, "video": video},
                                                    indent=2) + "\n")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
