@@ -12,12 +12,14 @@ sees, and it is deliberately plain. Scores that differ by less than ``tie`` are 
   forward on the ground earns nothing); forward rotation, anywhere, counts against the clip three times over, as
   much as turning back in the air earned (coming back the way it went is undoing the flip); a jump is better
   than staying low; getting back up on the foot after
-  turning, at any moment of the clip, is better than falling, and a whole flip landed within the clip is best;
+  turning, at any moment of the clip, is better than falling (and getting partly up, torso rising upright, is
+  better than lying after the turn), and a whole flip landed within the clip is best;
   lying still on the ground is worst. Standing still earns nothing (a first version paid the landing bonus for it
   and taught the agent to stand); without the air term agents settled on tipping over backwards, with the landing
   counted only at the clip's end they tumbled backwards along the ground without ever landing, with rotation
   counted anywhere they rolled along it, curled up, and with forward rotation counted only while up they leapt
-  back onto the head and rolled forward again, over and over (``results/backflip_attempts.md``).
+  back onto the head and rolled forward again, over and over, and with only a full landing paid they rolled
+  backwards over onto the ground and lay there (``results/backflip_attempts.md``).
 - ``one-leg`` (pbrl/HalfCheetahOneLeg-v0, "run forward on one leg"): forward distance covered while the front foot
   is off the ground, plus a quarter of the distance covered on both legs; flipping onto the back is worst.
 """
@@ -32,6 +34,7 @@ import numpy as np
 from pbrl.segments import Segment, SegmentPair
 
 LANDED_BONUS = 3.0  # radians' worth: back up on the foot after a turn beats almost half a turn further but fallen
+GETTING_UP_SHARE = 0.5  # of the landing bonus, at most, for coming upright after a turn without being on the foot
 FLIP_BONUS = 2 * math.pi  # a whole backflip landed inside the clip counts as a second turn on top of its rotation
 ON_FOOT_HEIGHT = 0.7  # metres: a landing holds the torso at least this high (upright and low is a body on the floor)
 LIFTED_HEIGHT = 0.9  # metres: rotation counts while the torso is this high; a hopper rolling on the ground is lower
@@ -103,7 +106,12 @@ def backflip_score(judge: Judge, segment: Segment) -> float:
     # as upright: rocking back and up onto the foot again earns nothing
     tilt = math.acos(UPRIGHT_COS)
     turn_before = np.maximum.accumulate(angle) - angle - tilt
-    landed = float(np.clip(turn_before[on_foot] / (np.pi - tilt), 0.0, 1.0).max()) if on_foot.any() else 0.0
+    # getting up after the turn earns a share of the landing on the way: torso uprightness times its height, so a
+    # body that rolled over and lies still earns nothing and one halfway up on its foot earns part (v9 agents
+    # rolled backwards along the ground to 290 degrees and lay there)
+    rising = np.clip(np.cos(angle), 0.0, 1.0) * np.clip(height / STANDING_HEIGHT, 0.0, 1.0)
+    up = np.where(on_foot, 1.0, GETTING_UP_SHARE * rising)
+    landed = float((np.clip(turn_before / (np.pi - tilt), 0.0, 1.0) * up).max())
     flips = count_backflips(angle, feet & (height > ON_FOOT_HEIGHT))
     jump = max(0.0, float(height.max()) - STANDING_HEIGHT)
     stuck = float(np.mean(height < 0.6)) > 0.5 and abs(rotation) < 0.5

@@ -130,6 +130,20 @@ def test_the_judge_counts_coming_forward_again_against_the_turn(backflip_judge):
     np.testing.assert_array_equal(backflip_judge([SegmentPair(rock, standing), SegmentPair(rock, over)]), [0.0, 0.0])
 
 
+def test_the_judge_prefers_getting_up_after_rolling_over_to_lying(backflip_judge):
+    """Rolled backwards over to 290 degrees, then halfway up towards upright, beats the same roll that lies where it
+    ended (as v9 agents did); neither earns what a landing on the foot does."""
+    half = T // 2
+    roll = np.linspace(0.0, -5.1, half)
+    lying = _hopper_segment(np.concatenate([roll, np.full(T - half, -5.1)]), np.full(T, 0.12))
+    rising = _hopper_segment(np.concatenate([roll, np.linspace(-5.1, -5.6, T - half)]),
+                             np.concatenate([np.full(half, 0.12), np.linspace(0.12, 0.65, T - half)]))
+    landed = _hopper_segment(np.concatenate([roll, np.linspace(-5.1, -2 * math.pi, T - half)]),
+                             np.concatenate([np.full(half, 0.12), np.linspace(0.12, STANDING, T - half)]))
+    assert backflip_judge.score(lying) < backflip_judge.score(rising) < backflip_judge.score(landed)
+    np.testing.assert_array_equal(backflip_judge([SegmentPair(lying, rising)]), [0.0])
+
+
 def test_a_tiny_backflip_run_with_the_judge_goes_end_to_end(tmp_path):
     """The judge labels 1 s clips (the backflip's default segment length) and the eval counts flips."""
     import json
