@@ -49,16 +49,15 @@ class PackedObs:
 
     def unpack(self, out: np.ndarray | None = None) -> np.ndarray:
         """The observations as packed, written into ``out`` when given.  # (T, *obs_shape)"""
-        flat = np.frombuffer(zlib.decompress(self._data), dtype=self.dtype)
         if out is None:
             out = np.empty(self.shape, self.dtype)
         if self.stacked:
-            t, k = self.shape[:2]
-            frames = flat.reshape(t + k - 1, *self.shape[2:])
+            k = self.shape[1]
+            frames = self.distinct()
             # step t's stack is frames t .. t+K-1: a sliding window over the distinct frames
             out[...] = np.moveaxis(np.lib.stride_tricks.sliding_window_view(frames, k, axis=0), -1, 1)
         else:
-            out[...] = flat.reshape(self.shape)
+            out[...] = np.frombuffer(zlib.decompress(self._data), dtype=self.dtype).reshape(self.shape)
         return out
 
 

@@ -8,18 +8,17 @@ sees, and it is deliberately plain. Scores that differ by less than ``tie`` are 
 
 - ``backflip`` (pbrl/HopperBackflip-v0, "do a backflip and land on your foot"): more net backward rotation of the
   torso, while it is up off the floor, is better (rolling along the ground is not a flip), and rotation in the air
-  (nothing touching the floor) counts three times, as far as it is net rotation (rocking back in the air and
-  forward on the ground earns nothing); forward rotation, anywhere, counts against the clip three times over, as
-  much as turning back in the air earned (coming back the way it went is undoing the flip); a jump is better
-  than staying low; getting back up on the foot after
-  turning, at any moment of the clip, is better than falling (and getting partly up, torso rising upright, is
-  better than lying after the turn), and a whole flip landed within the clip is best;
-  lying still on the ground is worst. Standing still earns nothing (a first version paid the landing bonus for it
-  and taught the agent to stand); without the air term agents settled on tipping over backwards, with the landing
-  counted only at the clip's end they tumbled backwards along the ground without ever landing, with rotation
-  counted anywhere they rolled along it, curled up, and with forward rotation counted only while up they leapt
-  back onto the head and rolled forward again, over and over, and with only a full landing paid they rolled
-  backwards over onto the ground and lay there (``results/backflip_attempts.md``).
+  (nothing touching the floor) counts three times, as far as it is net rotation (rocking back in the air and forward
+  on the ground earns nothing); forward rotation, anywhere, counts against the clip three times over, as much as
+  turning back in the air earned (coming back the way it went is undoing the flip); a jump is better than staying
+  low; getting back up on the foot after turning, at any moment of the clip, is better than falling (and getting
+  partly up, torso rising upright, is better than lying after the turn), and a whole flip landed within the clip is
+  best; lying still on the ground is worst. Standing still earns nothing (a first version paid the landing bonus for
+  it and taught the agent to stand); without the air term agents settled on tipping over backwards, with the landing
+  counted only at the clip's end they tumbled backwards along the ground without ever landing, with rotation counted
+  anywhere they rolled along it, curled up, and with forward rotation counted only while up they leapt back onto the
+  head and rolled forward again, over and over, and with only a full landing paid they rolled backwards over onto
+  the ground and lay there (``results/backflip_attempts.md``).
 - ``one-leg`` (pbrl/HalfCheetahOneLeg-v0, "run forward on one leg"): forward distance covered while the front foot
   is off the ground, plus a quarter of the distance covered on both legs; flipping onto the back is worst.
 """
