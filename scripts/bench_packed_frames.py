@@ -9,8 +9,8 @@ seconds to pack them all, and the seconds to unpack one minibatch as the trainer
 against indexing the stacked array for the same batch. With ``--device`` it also times a minibatch's trip to that
 device both ways the fit can take: unpacked in main memory and copied over, or gathered from the frame table
 that a GPU fit builds once on the device (``PackedPairs.frame_table``), and the table's build time and size.
-Random play scores rarely, so the frames are busier than a
-trained agent's are only where the ball moves; the ratio is for what these frames compress to.
+Random play scores rarely, so the frames are busier than a trained agent's are only where the ball moves; the
+ratio is for what these frames compress to.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def device_timings(packed: PackedPairs, batches: list[np.ndarray], device_name: 
     device = torch.device(device_name)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
-    def timed(fn) -> float:
+    def timed(fn) -> tuple[float, torch.Tensor]:
+        """Seconds per minibatch of ``fn`` over the batches, and its last output."""
         sync()
         t0 = time.perf_counter()
         for idx in batches:
