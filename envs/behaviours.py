@@ -44,9 +44,14 @@ class _Kinematics:
         ids = [self.model.geom(g).id for g in geoms]
         return np.array([d.geom_xpos[ids, 2] for d in self._posed(states)]).reshape(len(states), len(ids))
 
-    def touching(self, states: np.ndarray) -> np.ndarray:
-        """Whether any part of the body touches something (the floor) at each state.  # (T,) bool"""
-        return np.array([d.ncon > 0 for d in self._posed(states, collide=True)], dtype=bool)
+    def touching(self, states: np.ndarray, geoms: list[str] | None = None) -> np.ndarray:
+        """Whether any part of the body (with ``geoms``, any of those parts) touches something (the floor) at each
+        state.  # (T,) bool"""
+        if geoms is None:
+            return np.array([d.ncon > 0 for d in self._posed(states, collide=True)], dtype=bool)
+        ids = {self.model.geom(g).id for g in geoms}
+        return np.array([any(int(c.geom1) in ids or int(c.geom2) in ids for c in d.contact[:d.ncon])
+                         for d in self._posed(states, collide=True)], dtype=bool)
 
 
 class HopperKinematics(_Kinematics):
@@ -60,6 +65,8 @@ class HopperKinematics(_Kinematics):
             "torso_height": states[:, 1].astype(np.float64),
             "feet_down": self.geom_z(states, ["foot_geom"])[:, 0] < FOOT_DOWN_Z,
             "airborne": ~self.touching(states),
+            # the torso or the thigh on the floor: the body is down (rolling, lying), not on its foot or in the air
+            "body_down": self.touching(states, ["torso_geom", "thigh_geom"]),
         }
 
 

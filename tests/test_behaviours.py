@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 import pbrl.envs  # noqa: F401  (registers the pbrl/ envs)
 from pbrl.cli import main
 from pbrl.envs.behaviours import count_backflips
-from pbrl.judges import Judge, judge_name, make_judge
+from pbrl.judges import LANDED_RATE, Judge, judge_name, make_judge
 from pbrl.segments import Segment, SegmentPair
 
 T = 100  # steps per constructed segment
@@ -79,44 +79,54 @@ def test_the_judge_prefers_an_upright_landing_over_a_fall(backflip_judge):
                                   [0.0, 0.0])
 
 
-def test_the_judge_prefers_turning_in_the_air_over_tipping_over(backflip_judge):
-    """A backward leap that turns 1.5 rad clear of the floor beats a fall that turns 2 rad with the body on it."""
-    leap = _hopper_segment(np.linspace(0.0, -1.5, T), np.full(T, 2.5))
-    tip = np.linspace(0.0, -2.0, T)
-    fall = _hopper_segment(tip, np.maximum(STANDING * np.cos(tip), 0.05))  # pivoting on the foot, then lying
-    kin = backflip_judge.kinematics
-    assert kin.describe(leap.states)["airborne"].all() and kin.describe(fall.states)["airborne"].mean() < 0.2
-    np.testing.assert_array_equal(backflip_judge([SegmentPair(fall, leap), SegmentPair(leap, fall)]), [0.0, 1.0])
-    # rocking: back 1 rad in the air, forward 1 rad on the ground, earns no more than standing still
-    heights = np.concatenate([np.full(T // 2, 2.5), np.full(T - T // 2, STANDING)])
-    rock = _hopper_segment(np.concatenate([np.linspace(0.0, -1.0, T // 2), np.linspace(-1.0, 0.0, T - T // 2)]),
-                           heights)
-    assert backflip_judge.score(rock) <= backflip_judge.score(_hopper_segment(np.zeros(T), heights))
-
-
-def test_the_judge_counts_a_landing_in_the_middle_of_the_clip(backflip_judge):
-    """A flip landed on the foot mid-clip, then a tip backwards, beats the same turn that never touches down: the v6
-    judge looked only at the clip's end, and its agents tumbled along the ground without ever landing."""
+def test_the_judge_scores_a_clip_as_a_sum_over_its_steps(backflip_judge):
+    """The score of a clip is the score of its first part plus that of the rest (sharing the state between them):
+    a reward model sums a reward per step, so it can represent this judge exactly. Every earlier judge scored whole
+    clips (caps, maxima, bonuses "after the turn") and none taught a flip."""
     third = T // 3
     angle = np.concatenate([np.linspace(0.0, -2 * math.pi, third), np.full(third, -2 * math.pi),
                             np.linspace(-2 * math.pi, -2 * math.pi - 1.5, T - 2 * third)])
-    falling = np.linspace(2.0, 0.3, T - 2 * third)  # a hop off the foot that comes down on the back
+    height = np.concatenate([np.full(third, 2.0), np.full(third, STANDING), np.linspace(2.0, 0.3, T - 2 * third)])
+    whole = _hopper_segment(angle, height)
+    cut = T // 2
+    first, rest = _hopper_segment(angle[:cut + 1], height[:cut + 1]), _hopper_segment(angle[cut:], height[cut:])
+    assert backflip_judge.score(whole) == pytest.approx(backflip_judge.score(first) + backflip_judge.score(rest))
+    assert backflip_judge.score(first) > 2 * math.pi  # the turn, and standing after it
+
+
+def test_the_judge_does_not_count_turning_with_the_body_on_the_floor(backflip_judge):
+    """Rotation counts while the torso and thigh are off the floor: a backward leap that turns 1.5 rad in the air
+    beats a roll along the floor that turns 6 rad (a v7 judge that counted rotation anywhere taught rolling)."""
+    leap = _hopper_segment(np.linspace(0.0, -1.5, T), np.full(T, 2.5))
+    roll = _hopper_segment(np.linspace(0.0, -6.0, T), np.full(T, 0.05))  # the torso resting on the floor
+    kin = backflip_judge.kinematics
+    assert not kin.describe(leap.states)["body_down"].any() and kin.describe(roll.states)["body_down"].all()
+    assert backflip_judge.score(leap) == pytest.approx(1.5)
+    np.testing.assert_array_equal(backflip_judge([SegmentPair(roll, leap), SegmentPair(leap, roll)]), [0.0, 1.0])
+    # rocking: back 1 rad in the air, forward 1 rad on the foot, earns nothing
+    heights = np.concatenate([np.full(T // 2, 2.5), np.full(T - T // 2, STANDING)])
+    rock = _hopper_segment(np.concatenate([np.linspace(0.0, -1.0, T // 2), np.linspace(-1.0, 0.0, T - T // 2)]),
+                           heights)
+    assert backflip_judge.score(rock) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_judge_counts_a_landing_in_the_middle_of_the_clip(backflip_judge):
+    """A flip landed on the foot mid-clip, then a hop that comes down on the back, beats the same turn that never
+    touches down by the time it stood (a v6 judge looked only at the clip's end, and its agents tumbled along the
+    ground without ever landing)."""
+    third = T // 3
+    angle = np.concatenate([np.linspace(0.0, -2 * math.pi, third), np.full(third, -2 * math.pi),
+                            np.linspace(-2 * math.pi, -2 * math.pi - 1.5, T - 2 * third)])
+    falling = np.linspace(2.0, 0.3, T - 2 * third)
     landed = _hopper_segment(angle, np.concatenate([np.full(third, 2.0), np.full(third, STANDING), falling]))
     never_down = _hopper_segment(angle, np.concatenate([np.full(2 * third, 2.0), falling]))
-    assert backflip_judge.score(landed) > backflip_judge.score(never_down) + 2 * math.pi
+    stood = third * backflip_judge.dt * LANDED_RATE
+    assert backflip_judge.score(landed) - backflip_judge.score(never_down) == pytest.approx(stood, rel=0.05)
     np.testing.assert_array_equal(backflip_judge([SegmentPair(never_down, landed)]), [0.0])
 
 
-def test_the_judge_prefers_a_small_leap_to_rolling_on_the_ground(backflip_judge):
-    """Six radians rolled along the floor, curled up, lose to a leap that turns 1.5 rad: a v7 judge that counted
-    rotation anywhere taught rolling."""
-    roll = _hopper_segment(np.linspace(0.0, -6.0, T), np.full(T, 0.3))
-    leap = _hopper_segment(np.linspace(0.0, -1.5, T), np.full(T, 1.3))  # barely a jump: no height to speak of
-    np.testing.assert_array_equal(backflip_judge([SegmentPair(roll, leap), SegmentPair(leap, roll)]), [0.0, 1.0])
-
-
 def test_the_judge_counts_coming_forward_again_against_the_turn(backflip_judge):
-    """A leap back onto the head that rolls forward again low down scores below standing still, and below the same
+    """A leap back onto the head that rolls forward again earns no more than standing still, and less than the same
     leap carried on over onto the foot: a v8 judge that counted rotation only while the torso was up paid for the
     leap and let the roll back forward go free, and taught exactly that rock."""
     half = T // 2
@@ -126,22 +136,22 @@ def test_the_judge_counts_coming_forward_again_against_the_turn(backflip_judge):
     over = _hopper_segment(np.concatenate([np.linspace(0.0, -3.7, half), np.linspace(-3.7, -2 * math.pi, T - half)]),
                            np.concatenate([leap_heights, np.linspace(0.4, STANDING, T - half)]))
     standing = _hopper_segment(np.zeros(T), np.full(T, STANDING))
-    assert backflip_judge.score(rock) < backflip_judge.score(standing) < backflip_judge.score(over)
-    np.testing.assert_array_equal(backflip_judge([SegmentPair(rock, standing), SegmentPair(rock, over)]), [0.0, 0.0])
+    assert backflip_judge.score(rock) <= backflip_judge.score(standing) + 1e-9
+    assert backflip_judge.score(over) > 2 * math.pi
+    np.testing.assert_array_equal(backflip_judge([SegmentPair(rock, standing), SegmentPair(rock, over)]), [0.5, 0.0])
 
 
-def test_the_judge_prefers_getting_up_after_rolling_over_to_lying(backflip_judge):
-    """Rolled backwards over to 290 degrees, then halfway up towards upright, beats the same roll that lies where it
-    ended (as v9 agents did); neither earns what a landing on the foot does."""
-    half = T // 2
-    roll = np.linspace(0.0, -5.1, half)
-    lying = _hopper_segment(np.concatenate([roll, np.full(T - half, -5.1)]), np.full(T, 0.12))
-    rising = _hopper_segment(np.concatenate([roll, np.linspace(-5.1, -5.6, T - half)]),
-                             np.concatenate([np.full(half, 0.12), np.linspace(0.12, 0.65, T - half)]))
-    landed = _hopper_segment(np.concatenate([roll, np.linspace(-5.1, -2 * math.pi, T - half)]),
-                             np.concatenate([np.full(half, 0.12), np.linspace(0.12, STANDING, T - half)]))
-    assert backflip_judge.score(lying) < backflip_judge.score(rising) < backflip_judge.score(landed)
-    np.testing.assert_array_equal(backflip_judge([SegmentPair(lying, rising)]), [0.0])
+def test_the_judge_pays_for_standing_only_after_whole_turns(backflip_judge):
+    """Standing upright on the foot earns every moment after one or more whole backward turns, even when the turn
+    was before the clip, and nothing before any turn (a first judge paid for standing, and taught it)."""
+    after_a_flip = _hopper_segment(np.full(T, -2 * math.pi), np.full(T, STANDING))
+    after_two = _hopper_segment(np.full(T, -4 * math.pi + 0.2), np.full(T, STANDING))
+    before = _hopper_segment(np.zeros(T), np.full(T, STANDING))
+    half_way = _hopper_segment(np.full(T, -math.pi), np.full(T, STANDING))  # upside down, on its head
+    every_moment = (T - 1) * backflip_judge.dt * LANDED_RATE
+    assert backflip_judge.score(after_a_flip) == pytest.approx(every_moment)
+    assert backflip_judge.score(after_two) == pytest.approx(every_moment)
+    assert backflip_judge.score(before) == backflip_judge.score(half_way) == 0.0
 
 
 def test_a_tiny_backflip_run_with_the_judge_goes_end_to_end(tmp_path):
