@@ -34,7 +34,7 @@ VEC_ENVS = ("dummy", "subproc")
 #: The paper's Atari method settings, used where the user gave no flag of their own (``family_defaults``).
 ATARI_METHOD: dict[str, Any] = {"segment_length": 25, "label_rate_constant": 5e6, "max_labels_used": 3000,
                                 "segment_buffer_size": 300, "reward_batch_size": 16, "fit_epochs": 1,
-                                "fit_max_batches": 16, "heldout_size": 100}
+                                "fit_max_batches": 16}
 ATARI_INITIAL_LABELS = 500
 
 
@@ -87,8 +87,8 @@ class TrainConfig:
     segment_buffer_size: int = _f(1000, "recent segments kept as query candidates")
     heldout_rate: float = _f(0.025, "share of cut segments set aside, never queried, as the reward model's test "
                              "set (learned_true_return_corr)")
-    heldout_size: int = _f(500, "at most this many held-out segments kept (a uniform sample of those set aside; "
-                           "100 on Atari, where a segment is 0.7 MB)")
+    heldout_size: int = _f(500, "at most this many held-out segments kept (a uniform sample of those set aside, "
+                           "kept packed: an Atari one takes a few KB)")
     query_selection: str = _f("disagreement", "how pairs are picked from the candidates", choices=SELECTIONS)
     oversample: int = _f(10, "candidate pairs drawn per query asked (the paper's 10x)")
     pair_phase: int = _f(0, "draw candidate pairs among segments that start in the same N-step stretch of their "

@@ -126,13 +126,18 @@ def validation_segments(store) -> list[Segment]:
     return list(seen.values())
 
 
-def learned_true_corr(model: RewardEnsemble, segments: Sequence[Segment]) -> float:
-    """Pearson correlation of learned and true segment returns over ``segments`` (NaN if undefined)."""
+def learned_true_corr(model: RewardEnsemble, segments: Sequence[Segment], chunk: int = 64) -> float:
+    """Pearson correlation of learned and true segment returns over ``segments`` (NaN if undefined), ``chunk``
+    segments at a time (a held-out sample unpacks only those)."""
     if len(segments) < 3:
         return float("nan")
-    obs, acts = stack(segments)
-    learned = model.segment_returns(obs, acts).mean(axis=0)  # (B,)
-    true = np.array([s.true_return for s in segments])
+    learned, true = [], []
+    for start in range(0, len(segments), chunk):
+        part = segments[start:start + chunk]
+        obs, acts = stack(part)
+        learned.append(model.segment_returns(obs, acts).mean(axis=0))  # (B,)
+        true.extend(s.true_return for s in part)
+    learned, true = np.concatenate(learned), np.array(true)
     if learned.std() == 0 or true.std() == 0:
         return float("nan")
     return float(np.corrcoef(learned, true)[0, 1])

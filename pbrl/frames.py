@@ -35,6 +35,17 @@ class PackedObs:
         distinct = np.concatenate([obs[0], obs[1:, -1]]) if self.stacked else obs
         self._data = zlib.compress(np.ascontiguousarray(distinct).tobytes(), ZLIB_LEVEL)
 
+    @classmethod
+    def from_bytes(cls, data: bytes, shape: tuple[int, ...], dtype, stacked: bool) -> PackedObs:
+        """A PackedObs from what ``to_bytes`` gave (as saved in a file)."""
+        out = cls.__new__(cls)
+        out._data, out.shape, out.dtype, out.stacked = bytes(data), tuple(shape), np.dtype(dtype), bool(stacked)
+        return out
+
+    def to_bytes(self) -> bytes:
+        """The compressed data, for saving with ``shape``, ``dtype`` and ``stacked``."""
+        return self._data
+
     @property
     def nbytes(self) -> int:
         """Bytes held (compressed)."""

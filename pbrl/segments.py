@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pbrl.frames import PackedObs
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -154,23 +156,34 @@ class HeldOutSample:
     Each segment cut from a rollout is set aside with probability ``rate`` (so the sample spreads evenly over the
     whole run, not only over what the query selector found interesting); a reservoir keeps at most ``capacity``
     of the set-aside ones, each equally likely. Saved beside the run so a resumed run and later scripts see it.
+    Observations are held packed (``PackedObs``): an Atari segment's frame stack is 706 KB as an array and a few KB
+    packed, so the Atari sample can be as large as the MuJoCo one; ``segments()`` unpacks them as they are read.
     """
-
-    FIELDS = ("obs", "acts", "true_rews")
 
     def __init__(self, capacity: int, rate: float):
         if capacity < 0 or not 0.0 <= rate <= 1.0:
             raise ValueError(f"held-out sample needs capacity >= 0 and 0 <= rate <= 1, got {capacity}, {rate}")
         self.capacity, self.rate = capacity, rate
         self.n_seen = 0  # segments set aside so far (the reservoir's stream length)
-        self._segments: list[Segment] = []
+        self._held: list[tuple[PackedObs, Segment]] = []  # (observations, the segment without them)
         self._saved_to: str | None = None  # the file that holds exactly this sample, if any
 
     def __len__(self) -> int:
-        return len(self._segments)
+        return len(self._held)
 
-    def segments(self) -> list[Segment]:
-        return list(self._segments)
+    @property
+    def nbytes(self) -> int:
+        """Bytes the sample's observations take, packed."""
+        return sum(packed.nbytes for packed, _ in self._held)
+
+    def segments(self) -> Sequence[Segment]:
+        """The held-out segments, each unpacked when it is read (index or slice them to read a few at a time)."""
+        return _Unpacked(self._held)
+
+    @staticmethod
+    def _hold(seg: Segment) -> tuple[PackedObs, Segment]:
+        return PackedObs(seg.obs), Segment(**{**seg.__dict__, "obs": np.empty((seg.length, 0), seg.obs.dtype),
+                                              "states": None})
 
     def split(self, segments: Sequence[Segment], rng: np.random.Generator) -> list[Segment]:
         """Set some of ``segments`` aside into the sample; return the others (the query candidates)."""
@@ -180,41 +193,71 @@ class HeldOutSample:
         for seg in (s for s, a in zip(segments, aside, strict=True) if a):
             self.n_seen += 1
             self._saved_to = None
-            if len(self._segments) < self.capacity:
-                self._segments.append(seg)
+            if len(self._held) < self.capacity:
+                self._held.append(self._hold(seg))
             else:
                 j = int(rng.integers(0, self.n_seen))
                 if j < self.capacity:
-                    self._segments[j] = seg
+                    self._held[j] = self._hold(seg)
         return [s for s, a in zip(segments, aside, strict=True) if not a]
 
     def save(self, path) -> None:
-        """Write the sample to ``path`` (.npz) atomically; observations keep their dtype (uint8 frames stay).
-        Nothing is written when the sample has not changed since it was last saved there (an Atari sample is 70 MB,
-        and every checkpoint saves it)."""
+        """Write the sample to ``path`` (.npz) atomically, observations packed (uint8 frames stay uint8). Nothing is
+        written when the sample has not changed since it was last saved there (every checkpoint saves it)."""
         if self._saved_to == str(path) and os.path.exists(path):
             return
-        segs = self._segments
         arrays: dict[str, np.ndarray] = {"n_seen": np.array(self.n_seen)}
-        if segs:
-            arrays.update({f: np.stack([getattr(s, f) for s in segs]) for f in self.FIELDS})
-            arrays["meta"] = np.array([[s.policy_step, s.episode, s.env_step, s.env_index] for s in segs])
+        if self._held:
+            packed, segs = zip(*self._held, strict=True)
+            data = [p.to_bytes() for p in packed]
+            arrays.update({
+                "packed": np.frombuffer(b"".join(data), dtype=np.uint8),
+                "packed_ends": np.cumsum([len(d) for d in data]),
+                "obs_shape": np.array(packed[0].shape), "obs_dtype": np.array(packed[0].dtype.str),
+                "stacked": np.array([p.stacked for p in packed]),
+                "acts": np.stack([s.acts for s in segs]), "true_rews": np.stack([s.true_rews for s in segs]),
+                "meta": np.array([[s.policy_step, s.episode, s.env_step, s.env_index] for s in segs])})
         tmp = str(path) + ".tmp.npz"
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
         self._saved_to = str(path)
 
     def load(self, path) -> None:
+        """Read a sample saved by ``save`` (or by an older pbrl, which saved whole observation arrays)."""
         with np.load(path) as z:
             self.n_seen = int(z["n_seen"])
-            if "obs" not in z:
-                self._segments = []
+            if "meta" not in z:
+                self._held = []
                 return
-            self._segments = [Segment(obs=o, acts=a, true_rews=r, policy_step=int(m[0]), episode=int(m[1]),
-                                      env_step=int(m[2]), env_index=int(m[3]))
-                              for o, a, r, m in zip(z["obs"], z["acts"], z["true_rews"], z["meta"], strict=True)]
-        self._segments = self._segments[: self.capacity]
+            if "packed" in z:
+                blob, ends = z["packed"].tobytes(), z["packed_ends"]
+                shape, dtype = tuple(int(n) for n in z["obs_shape"]), str(z["obs_dtype"])
+                packed = [PackedObs.from_bytes(blob[start:end], shape, dtype, stacked)
+                          for start, end, stacked in zip([0, *ends[:-1]], ends, z["stacked"], strict=True)]
+            else:
+                packed = [PackedObs(o) for o in z["obs"]]
+            self._held = [(p, Segment(obs=np.empty((len(a), 0), p.dtype), acts=a, true_rews=r,
+                                      policy_step=int(m[0]), episode=int(m[1]), env_step=int(m[2]),
+                                      env_index=int(m[3])))
+                          for p, a, r, m in zip(packed, z["acts"], z["true_rews"], z["meta"], strict=True)]
+        self._held = self._held[: self.capacity]
         self._saved_to = None  # a capacity cut may have changed it
+
+
+class _Unpacked(Sequence[Segment]):
+    """A read-only view of held segments that unpacks each one's observations when it is read."""
+
+    def __init__(self, held: list[tuple[PackedObs, Segment]]):
+        self._held = list(held)
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return [self[i] for i in range(*idx.indices(len(self)))]
+        packed, seg = self._held[idx]
+        return Segment(**{**seg.__dict__, "obs": packed.unpack()})
 
 
 def stack(segments: Sequence[Segment]) -> tuple[np.ndarray, np.ndarray]:
