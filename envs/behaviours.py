@@ -45,12 +45,13 @@ class _Kinematics:
         return np.array([d.geom_xpos[ids, 2] for d in self._posed(states)]).reshape(len(states), len(ids))
 
     def touching(self, states: np.ndarray, geoms: list[str] | None = None) -> np.ndarray:
-        """Whether any part of the body (with ``geoms``, any of those parts) touches something (the floor) at each
-        state.  # (T,) bool"""
+        """Whether any part of the body touches something at each state; with ``geoms``, whether any of those parts
+        touches the floor (the body folded onto itself is not on the floor).  # (T,) bool"""
         if geoms is None:
             return np.array([d.ncon > 0 for d in self._posed(states, collide=True)], dtype=bool)
-        ids = {self.model.geom(g).id for g in geoms}
-        return np.array([any(int(c.geom1) in ids or int(c.geom2) in ids for c in d.contact[:d.ncon])
+        ids, floor = {self.model.geom(g).id for g in geoms}, self.model.geom("floor").id
+        return np.array([any({int(c.geom1), int(c.geom2)} - {floor} <= ids and floor in (c.geom1, c.geom2)
+                             for c in d.contact[:d.ncon])
                          for d in self._posed(states, collide=True)], dtype=bool)
 
 
