@@ -79,14 +79,21 @@ def test_the_judge_prefers_an_upright_landing_over_a_fall(backflip_judge):
                                   [0.0, 0.0])
 
 
-def test_the_judge_scores_a_clip_as_a_sum_over_its_steps(backflip_judge):
-    """The score of a clip is the score of its first part plus that of the rest (sharing the state between them):
-    a reward model sums a reward per step, so it can represent this judge exactly. Every earlier judge scored whole
-    clips (caps, maxima, bonuses "after the turn") and none taught a flip."""
+def _flip_stand_and_fall() -> tuple[np.ndarray, np.ndarray]:
+    """Torso angle and height of a clip in thirds: a whole backward turn in the air, standing on the foot, then a hop
+    that comes down on the back."""
     third = T // 3
     angle = np.concatenate([np.linspace(0.0, -2 * math.pi, third), np.full(third, -2 * math.pi),
                             np.linspace(-2 * math.pi, -2 * math.pi - 1.5, T - 2 * third)])
     height = np.concatenate([np.full(third, 2.0), np.full(third, STANDING), np.linspace(2.0, 0.3, T - 2 * third)])
+    return angle, height
+
+
+def test_the_judge_scores_a_clip_as_a_sum_over_its_steps(backflip_judge):
+    """The score of a clip is the score of its first part plus that of the rest (sharing the state between them):
+    a reward model sums a reward per step, so it can represent this judge exactly. Every earlier judge scored whole
+    clips (caps, maxima, bonuses "after the turn") and none taught a flip."""
+    angle, height = _flip_stand_and_fall()
     whole = _hopper_segment(angle, height)
     cut = T // 2
     first, rest = _hopper_segment(angle[:cut + 1], height[:cut + 1]), _hopper_segment(angle[cut:], height[cut:])
@@ -114,12 +121,10 @@ def test_the_judge_counts_a_landing_in_the_middle_of_the_clip(backflip_judge):
     """A flip landed on the foot mid-clip, then a hop that comes down on the back, beats the same turn that never
     touches down by the time it stood (a v6 judge looked only at the clip's end, and its agents tumbled along the
     ground without ever landing)."""
+    angle, height = _flip_stand_and_fall()
     third = T // 3
-    angle = np.concatenate([np.linspace(0.0, -2 * math.pi, third), np.full(third, -2 * math.pi),
-                            np.linspace(-2 * math.pi, -2 * math.pi - 1.5, T - 2 * third)])
-    falling = np.linspace(2.0, 0.3, T - 2 * third)
-    landed = _hopper_segment(angle, np.concatenate([np.full(third, 2.0), np.full(third, STANDING), falling]))
-    never_down = _hopper_segment(angle, np.concatenate([np.full(2 * third, 2.0), falling]))
+    landed = _hopper_segment(angle, height)
+    never_down = _hopper_segment(angle, np.where(np.arange(T) < 2 * third, 2.0, height))  # the same, in the air
     stood = third * backflip_judge.dt * LANDED_RATE
     assert backflip_judge.score(landed) - backflip_judge.score(never_down) == pytest.approx(stood, rel=0.05)
     np.testing.assert_array_equal(backflip_judge([SegmentPair(never_down, landed)]), [0.0])
