@@ -134,7 +134,7 @@ def _check_env(env_id: str, max_episode_steps: int | None) -> None:
 #: Settings a resumed run may change: how often and how much it refits, and its compute; nothing that changes what
 #: was asked or how labels are spent.
 RESUME_CHANGEABLE = frozenset({"label_interval", "fit_epochs", "fit_max_batches", "torch_threads", "eval_episodes",
-                               "device", "vec_env"})
+                               "eval_every", "device", "vec_env"})
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -204,9 +204,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from pbrl.evaluation import behaviour_stats, load_obs_rms, true_returns
+    from pbrl.evaluation import load_obs_rms, policy_report
     from pbrl.rollout import RelabelingPPO
 
     run = RunDir(args.run_dir)
@@ -216,13 +214,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = TrainConfig.load(run.config)
     model = RelabelingPPO.load(str(run.policy), device="cpu")
     obs_rms = load_obs_rms(run.vecnormalize) if cfg.ppo.get("normalize", True) else None
-    rets = true_returns(model, cfg.env_id, args.episodes, cfg.seed + 20_000, obs_rms,
-                        deterministic=not args.stochastic, max_episode_steps=cfg.episode_steps)
-    behaviour = behaviour_stats(model, cfg.env_id, args.episodes, cfg.seed + 20_000, obs_rms,
-                                deterministic=not args.stochastic, max_episode_steps=cfg.episode_steps)
-    print(json.dumps({"env_id": cfg.env_id, "reward": cfg.reward, "n_eval_episodes": len(rets),
-                      "eval_true_return_mean": float(np.mean(rets)), "eval_true_return_std": float(np.std(rets)),
-                      "returns": [round(float(r), 3) for r in rets], **behaviour}, indent=2))
+    report = policy_report(model, cfg.env_id, args.episodes, cfg.seed + 20_000, obs_rms,
+                           deterministic=not args.stochastic, max_episode_steps=cfg.episode_steps)
+    print(json.dumps({"env_id": cfg.env_id, "reward": cfg.reward, **report}, indent=2))
     return 0
 
 

@@ -131,6 +131,9 @@ class TrainConfig:
     n_envs: int = _f(0, "parallel env copies (0 = the RL Zoo default for the env)")
     ppo: dict[str, Any] = _f(None, "PPO settings; filled from the RL Zoo defaults for the env", cli=False)
     eval_episodes: int = _f(10, "episodes of the deterministic policy evaluated at the end of the run")
+    eval_every: int = _f(0, "also evaluate the deterministic policy every N agent steps (eval-episodes episodes of "
+                         "its own), log it, and keep the best so far in RUN_DIR/best (for pbrl eval and pbrl video); "
+                         "0 = only at the end")
     torch_threads: int = _f(1, "torch CPU threads (1 is fastest for these small nets on 2 cores)")
     device: str = _f("auto", "where PPO and the reward ensemble run: 'cpu', 'cuda' (or 'cuda:N'), or 'auto' "
                      "(a GPU when there is one and the observations are images; MLPs are faster on the CPU)")
@@ -189,7 +192,7 @@ class TrainConfig:
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{flag} must be a positive number, got {value}")
         for name in ("pretrain_epochs", "fit_epochs", "max_labels_used", "n_envs", "max_episode_steps", "max_pending",
-                     "initial_episode_steps", "pair_phase", "fit_max_batches", "heldout_size"):
+                     "initial_episode_steps", "pair_phase", "fit_max_batches", "heldout_size", "eval_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.segment_buffer_size < 2:

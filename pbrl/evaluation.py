@@ -98,6 +98,25 @@ def behaviour_stats(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: in
     return behaviour_summary(env_id, eps)
 
 
+def policy_report(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int, obs_rms: RunningMeanStd | None,
+                  deterministic: bool = True, max_episode_steps: int | None = None) -> dict[str, object]:
+    """What ``pbrl eval`` and a run's own evaluations report of a policy: its true returns over ``n_episodes``
+    episodes from ``seed`` and, on the behaviour envs, the behaviour counted in the same episodes' seeds."""
+    rets = true_returns(model, env_id, n_episodes, seed, obs_rms, deterministic, max_episode_steps)
+    return {"n_eval_episodes": len(rets), "eval_true_return_mean": float(rets.mean()),
+            "eval_true_return_std": float(rets.std()), "returns": [round(float(r), 3) for r in rets],
+            **behaviour_stats(model, env_id, n_episodes, seed, obs_rms, deterministic, max_episode_steps)}
+
+
+def selection_score(report: dict[str, object]) -> tuple[float, ...]:
+    """How a run's evaluations are ranked when it keeps its best policy: on a behaviour env the episodes that show
+    the behaviour, then how often it shows, then the true return; elsewhere the mean true return."""
+    ret = float(report["eval_true_return_mean"])  # type: ignore[arg-type]
+    if "flips_per_episode" in report:
+        return (float(report["episodes_with_a_flip"]), float(sum(report["flips_per_episode"])), ret)  # type: ignore
+    return (ret,)
+
+
 def random_returns(env_id: str, n_episodes: int, seed: int, max_episode_steps: int | None = None) -> np.ndarray:
     """True returns of a uniformly random policy.  # (n_episodes,)"""
     env = make_env(env_id, seed=seed, max_episode_steps=max_episode_steps)

@@ -8,8 +8,10 @@ are given, whatever happens after.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +28,7 @@ from pbrl.cnn_reward import CnnRewardConfig, CnnRewardEnsemble
 from pbrl.config import TrainConfig
 from pbrl.envs import make_env
 from pbrl.envs.make import obs_action_dims
-from pbrl.evaluation import behaviour_stats, learned_true_corr, true_returns, validation_segments
+from pbrl.evaluation import learned_true_corr, load_obs_rms, policy_report, selection_score, validation_segments
 from pbrl.frames import PackedObs, PackedPairs
 from pbrl.judges import judge_name, make_judge
 from pbrl.labelers import Labeler, SyntheticOracle
@@ -58,6 +60,8 @@ class LoopState:
     rng: dict[str, Any] = field(default_factory=dict)
     last_fit: dict[str, float] = field(default_factory=dict)
     code_version: str = ""
+    last_eval_step: int = 0  # with --eval-every: the agent step of the last evaluation
+    best_eval: dict[str, Any] = field(default_factory=dict)  # and the best one so far (kept in RUN_DIR/best)
 
 
 def code_version() -> str:
@@ -378,6 +382,69 @@ class PreferenceRun:
             log.record("rollout/ep_true_return", float(np.mean([e["r"] for e in self.ppo.ep_info_buffer])))
         log.dump(self.ppo.num_timesteps)
 
+    # -- evaluations during the run (--eval-every) ---------------------------------------------------------
+
+    #: Seed offsets of the episodes each evaluation plays: the run's own (--eval-every), the final one in
+    #: metrics.json, and ``pbrl eval``'s (20_000) differ, so a policy picked on one set is reported on another.
+    EVAL_SEED, FINAL_SEED = 30_000, 10_000
+
+    def _report(self, model, obs_rms, seed_offset: int) -> dict[str, Any]:
+        cfg = self.cfg
+        return policy_report(model, cfg.env_id, cfg.eval_episodes, cfg.seed + seed_offset, obs_rms,
+                             max_episode_steps=cfg.episode_steps)
+
+    def _obs_rms(self):
+        return self.venv.obs_rms if self.cfg.ppo["normalize"] else None  # VecNormalize has none without norm_obs
+
+    def evaluate_if_due(self) -> dict[str, Any] | None:
+        """Every --eval-every agent steps: evaluate the deterministic policy on its own episodes, log it to
+        TensorBoard and evals.jsonl, and remember it as the best when it beats the best so far (on the behaviour
+        envs the behaviour counts first, ``selection_score``). Returns the report, or None when none was due."""
+        cfg, state = self.cfg, self.state
+        step = self.ppo.num_timesteps
+        if not cfg.eval_every or step - state.last_eval_step < cfg.eval_every:
+            return None
+        report = {"num_timesteps": step, "round": state.round, **self._report(self.ppo, self._obs_rms(),
+                                                                               self.EVAL_SEED)}
+        state.last_eval_step = step
+        best = not state.best_eval or selection_score(report) > selection_score(state.best_eval)
+        if best:
+            state.best_eval = report
+        log = self.ppo.logger
+        log.record("eval/true_return_mean", report["eval_true_return_mean"])
+        if "flips_per_episode" in report:
+            log.record("eval/flips_per_episode", float(np.mean(report["flips_per_episode"])))
+            log.record("eval/episodes_with_a_flip", report["episodes_with_a_flip"])
+        with open(self.run_dir.evals, "a") as fh:
+            fh.write(json.dumps({**report, "best": best}) + "\n")
+        return report
+
+    def keep_best(self) -> None:
+        """Copy the checkpoint just written, the best evaluated policy so far, to RUN_DIR/best: a run directory
+        that ``pbrl eval`` and ``pbrl video`` read. The new copy is complete before it replaces the old one."""
+        run = self.run_dir
+        tmp, old = run.path / "best.tmp", run.path / "best.old"
+        for d in (tmp, old):
+            shutil.rmtree(d, ignore_errors=True)
+        tmp.mkdir()
+        for src in (run.config, run.state, run.policy, run.vecnormalize):
+            shutil.copy2(src, tmp / src.name)
+        write_json_atomic(tmp / "eval.json", self.state.best_eval)
+        if run.best.exists():
+            os.replace(run.best, old)
+        os.replace(tmp, run.best)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def best_report(self) -> dict[str, Any] | None:
+        """The kept best policy, evaluated on the final evaluation's episodes (not those it was picked on)."""
+        best = RunDir(self.run_dir.best)
+        if not self.state.best_eval or not best.policy.exists():
+            return None
+        model = RelabelingPPO.load(str(best.policy), device="cpu")
+        obs_rms = load_obs_rms(best.vecnormalize) if self.cfg.ppo["normalize"] else None
+        return {"num_timesteps": self.state.best_eval["num_timesteps"], "picked_on": self.state.best_eval,
+                **self._report(model, obs_rms, self.FINAL_SEED)}
+
     def checkpoint(self) -> None:
         """Save PPO, its observation statistics, the ensemble and the loop state (the state file goes last)."""
         run = self.run_dir
@@ -429,25 +496,25 @@ class PreferenceRun:
                 counts = self.store.counts()
                 waiting = f" pending {counts.n_pending}" if cfg.human else ""
                 bar.set_postfix_str(f"labels {counts.n_labels}/{cfg.n_labels}{waiting} val_acc {acc:.2f}")
+            report = self.evaluate_if_due()
             self.log_round()
             state.wall_time_s = time.perf_counter() - start
             self.checkpoint()
+            if report is not None and report is state.best_eval:
+                self.keep_best()
         bar.close()
         return self.finish()
 
     def finish(self) -> dict[str, Any]:
         """Evaluate the final policy on the true reward and write metrics.json."""
         cfg, state = self.cfg, self.state
-        obs_rms = self.venv.obs_rms if cfg.ppo["normalize"] else None  # VecNormalize has none without norm_obs
-        rets = true_returns(self.ppo, cfg.env_id, cfg.eval_episodes, cfg.seed + 10_000, obs_rms,
-                            max_episode_steps=cfg.episode_steps)
+        report = self._report(self.ppo, self._obs_rms(), self.FINAL_SEED)
+        report.pop("returns")
         counts = self.store.counts()
         metrics = {
             "env_id": cfg.env_id, "reward": cfg.reward, "labeler": cfg.labeler if cfg.learned else None,
             "n_labels": counts.n_labels, "n_incomparable": counts.n_incomparable,
-            "total_timesteps": self.ppo.num_timesteps, "seed": cfg.seed,
-            "eval_true_return_mean": float(rets.mean()), "eval_true_return_std": float(rets.std()),
-            "n_eval_episodes": len(rets),
+            "total_timesteps": self.ppo.num_timesteps, "seed": cfg.seed, **report,
             "reward_model_val_accuracy": state.last_fit.get("val_accuracy") if cfg.learned else None,
             # held out: a uniform sample of the whole run's segments, never queried (--heldout-rate); beside it the
             # validation comparisons' segments (never fitted, but picked by the selector where members disagreed)
@@ -462,8 +529,9 @@ class PreferenceRun:
             "reward_fit_share": state.fit_time_s / max(state.wall_time_s, 1e-9),
             "n_pretrain_env_steps": state.n_pretrain_env_steps, "code_version": state.code_version,
         }
-        metrics.update(behaviour_stats(self.ppo, cfg.env_id, cfg.eval_episodes, cfg.seed + 10_000, obs_rms,
-                                       max_episode_steps=cfg.episode_steps))
+        best = self.best_report()
+        if best is not None:
+            metrics["best"] = best
         metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
         write_json_atomic(self.run_dir.metrics, metrics)
         return metrics

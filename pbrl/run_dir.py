@@ -7,6 +7,9 @@
     loop_state.json      where the loop stands (round, pretrained, return scaling, rng state)
     metrics.json         final figures of the run
     tb/                  TensorBoard logs
+    evals.jsonl          with --eval-every: one line per evaluation during the run
+    best/                with --eval-every: the best evaluated policy so far (config, loop state, policy,
+                         observation statistics, eval.json): a run directory for ``pbrl eval`` and ``pbrl video``
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class RunDir:
     metrics = property(lambda self: self.path / "metrics.json")
     heldout = property(lambda self: self.path / "heldout_segments.npz")
     tb = property(lambda self: self.path / "tb")
+    evals = property(lambda self: self.path / "evals.jsonl")
+    best = property(lambda self: self.path / "best")
 
     def holds_run(self) -> bool:
         return self.config.exists() and self.state.exists()

@@ -2,12 +2,13 @@
 
     python scripts/backflip_experiment.py --seeds 0 1 2 --jobs 2
 
-Each seed is a plain ``pbrl train --env pbrl/HopperBackflip-v0 --labeler backflip-judge`` run under --root
-(finished runs are skipped, stopped ones resumed). The report gives, per seed, the labels used, agent steps, wall
-time and backflips per evaluation episode of the deterministic policy. The seed with the most episodes with a flip,
-if any seed flipped at all, is copied (config, loop state, policy, observation statistics, metrics; no store) to
---keep, so that ``pbrl eval --run-dir KEEP`` and ``pbrl video --run-dir KEEP`` reproduce it, and its video is
-written to --gif.
+Each seed is a plain ``pbrl train --env pbrl/HopperBackflip-v0 --labeler backflip-judge --eval-every N`` run
+under --root (finished runs are skipped, stopped ones resumed). The report gives, per seed, the labels used, agent
+steps, wall time and backflips per evaluation episode of the deterministic policy: the final one, and the best one
+the run's own evaluations kept (RUN/best, picked on episodes of its own and reported on the final evaluation's).
+The policy with the most episodes with a flip, if any flipped at all, is copied (config, loop state, policy,
+observation statistics; no store) to --keep, so that ``pbrl eval --run-dir KEEP`` and ``pbrl video --run-dir
+KEEP`` reproduce it, and its video is written to --gif.
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from pathlib import Path
 
 from run_queue import PBRL, finished_metrics, run_all
 
-KEEP_FILES = ("config.json", "loop_state.json", "policy.zip", "vecnormalize.pkl", "metrics.json")
+KEEP_FILES = ("config.json", "loop_state.json", "policy.zip", "vecnormalize.pkl")
+
+
+def flips(report: dict) -> tuple[int, int]:
+    return report["episodes_with_a_flip"], sum(report["flips_per_episode"])
 
 
 def main() -> int:
@@ -35,13 +40,15 @@ def main() -> int:
     p.add_argument("--out", default="results/backflip")
     p.add_argument("--keep", default="results/backflip-policy", help="where the best seed's policy is copied")
     p.add_argument("--gif", default="docs/backflip.gif")
+    p.add_argument("--eval-every", type=int, default=25_000, help="agent steps between the runs' own evaluations "
+                   "(they keep the best policy so far); 0 = none")
     p.add_argument("--train-args", default="", help="more `pbrl train` flags for every seed, e.g. "
                    "\"--segment-length 100\"")
     a = p.parse_args()
     root = Path(a.root)
     run_all([(root / f"seed{s}", ["--env", "pbrl/HopperBackflip-v0", "--labeler", "backflip-judge", "--n-labels",
                                   str(a.n_labels), "--total-timesteps", str(a.total_timesteps), "--seed", str(s),
-                                  *shlex.split(a.train_args)])
+                                  "--eval-every", str(a.eval_every), *shlex.split(a.train_args)])
              for s in a.seeds], a.jobs)
     keep = Path(a.keep)
     # a --keep folder under --root holds a copy of a run's metrics: it is not a run of its own
@@ -50,30 +57,39 @@ def main() -> int:
     if not rows:
         print("no finished runs", file=sys.stderr)
         return 1
-    best = max(rows, key=lambda m: (m["episodes_with_a_flip"], sum(m["flips_per_episode"])))
+    # every final policy, and every kept best one, as reported on the final evaluation's episodes
+    policies = [(m, Path(m["run_dir"]), m) for m in rows]
+    policies += [(m, Path(m["run_dir"]) / "best", m["best"]) for m in rows if m.get("best")]
+    best, best_dir, best_report = max(policies, key=lambda p: flips(p[2]))
     video = None
-    if best["episodes_with_a_flip"]:  # a policy that never flips is not kept as "the backflip"
+    if best_report["episodes_with_a_flip"]:  # a policy that never flips is not kept as "the backflip"
         keep.mkdir(parents=True, exist_ok=True)
         for name in KEEP_FILES:
-            shutil.copy2(Path(best["run_dir"]) / name, keep / name)
+            shutil.copy2(best_dir / name, keep / name)
+        (keep / "metrics.json").write_text(json.dumps(best | {"kept": str(best_dir), "kept_report": best_report},
+                                                      indent=2) + "\n")
         video = json.loads(subprocess.run([*PBRL, "video", "--run-dir", str(keep), "--out", a.gif, "--size", "160",
                                            "--episodes", "2"], capture_output=True, text=True, check=True).stdout)
     lines = ["# The Hopper backflip from the scripted judge (issue 4)", "",
-             "Command (2-core machine, two runs at a time):", "", f"    python {' '.join(sys.argv)}", "",
+             "Command (2-core machine, two runs at a time):", "", f"    python {shlex.join(sys.argv)}", "",
              "A flip: 2π of net backward torso rotation since the last landing, then the foot down with the torso "
              "within 26° of upright (`pbrl.envs.behaviours.count_backflips`). Evaluation: deterministic policy, "
-             "250-step (2 s) episodes.", "",
-             "| seed | labels | agent steps | wall time (min) | flips per eval episode | episodes with a flip |",
-             "|---|---|---|---|---|---|"]
+             "250-step (2 s) episodes. Best kept: the policy the run's own evaluations (every --eval-every steps, "
+             "episodes of their own) ranked first, reported here on the final evaluation's episodes.", "",
+             "| seed | labels | agent steps | wall time (min) | final: flips per eval episode | best kept: at step, "
+             "flips per eval episode |", "|---|---|---|---|---|---|"]
     for m in rows:
+        b = m.get("best")
+        kept = f"{b['num_timesteps']:,}: {b['flips_per_episode']}" if b else "none"
         lines.append(f"| {m['seed']} | {m['n_labels']} | {m['total_timesteps']:,} | {m['wall_time_s'] / 60:.1f} | "
-                     f"{m['flips_per_episode']} | {m['episodes_with_a_flip']}/{m['n_behaviour_episodes']} |")
-    lines += ["", f"Kept: seed {best['seed']} in `{keep}` (`pbrl eval --run-dir {keep} --episodes 5`); video of two "
-              f"episodes: `{a.gif}`." if video else "Nothing kept: no seed flipped in any evaluation episode."]
+                     f"{m['flips_per_episode']} ({m['episodes_with_a_flip']}/{m['n_behaviour_episodes']}) | {kept} |")
+    lines += ["", f"Kept: `{best_dir}` (seed {best['seed']}) in `{keep}` (`pbrl eval --run-dir {keep} --episodes "
+              f"5`); video of two episodes: `{a.gif}`." if video else "Nothing kept: no policy flipped in any "
+              "evaluation episode."]
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"command": "python " + " ".join(sys.argv), "runs": rows,
-                                                    "kept_seed": best["seed"] if video else None, "video": video},
+    out.with_suffix(".json").write_text(json.dumps({"command": "python " + shlex.join(sys.argv), "runs": rows,
+                                                    "kept": str(best_dir) if video else None, "video": video},
                                                    indent=2) + "\n")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -159,18 +159,27 @@ def test_the_judge_pays_for_standing_only_after_whole_turns(backflip_judge):
     assert backflip_judge.score(before) == backflip_judge.score(half_way) == 0.0
 
 
-def test_a_tiny_backflip_run_with_the_judge_goes_end_to_end(tmp_path):
-    """The judge labels 1 s clips (the backflip's default segment length) and the eval counts flips."""
+def test_a_tiny_backflip_run_with_the_judge_goes_end_to_end(tmp_path, capsys):
+    """The judge labels 1 s clips (the backflip's default segment length) and the evals count flips: at the end,
+    during the run (--eval-every), and for the kept best policy with ``pbrl eval``."""
     import json
 
     run = tmp_path / "flip"
     assert main(["train", "--env", "pbrl/HopperBackflip-v0", "--labeler", "backflip-judge", "--n-labels", "6",
                  "--total-timesteps", "512", "--pretrain-epochs", "2", "--fit-epochs", "1", "--eval-episodes", "1",
-                 "--label-interval", "512", "--reward-hidden", "8", "--run-dir", str(run), "--no-progress"]) == 0
+                 "--label-interval", "256", "--eval-every", "256", "--ppo", "n_steps=256", "--reward-hidden", "8",
+                 "--run-dir", str(run),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
     metrics = json.loads((run / "metrics.json").read_text())
     assert json.loads((run / "config.json").read_text())["segment_length"] == 125
     assert metrics["n_labels"] == 6 and metrics["labeler"] == "backflip-judge"
     assert metrics["n_behaviour_episodes"] == 1 and len(metrics["flips_per_episode"]) == 1
+    evals = [json.loads(line) for line in (run / "evals.jsonl").read_text().splitlines()]
+    assert [e["num_timesteps"] for e in evals] == [256, 512] and all(len(e["flips_per_episode"]) == 1 for e in evals)
+    assert len(metrics["best"]["flips_per_episode"]) == 1
+    assert main(["eval", "--run-dir", str(run / "best"), "--episodes", "2"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["flips_per_episode"]) == 2
 
 
 def test_judges_are_named_like_labelers():

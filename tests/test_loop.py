@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from pbrl.evaluation import random_returns
+from pbrl.evaluation import load_obs_rms, policy_report, random_returns, selection_score
 from pbrl.loop import PreferenceRun
+from pbrl.rollout import RelabelingPPO
 from pbrl.store import PreferenceStore
 
 
@@ -26,6 +27,50 @@ def test_run_spends_the_budget_and_writes_metrics(tiny_config):
         assert key in on_disk
     assert run.reward_model.exists() and run.policy.exists() and run.vecnormalize.exists()
     assert any(run.tb.rglob("events.out.tfevents*"))
+
+
+def test_evaluations_during_the_run_keep_the_best_policy(tiny_config, monkeypatch):
+    """--eval-every: one evaluation a round, logged; best/ holds the policy that scored best, which replays the
+    recorded returns; a resumed run does not evaluate again at once; metrics report best/ on other episodes."""
+    cfg = tiny_config(eval_every=128, total_timesteps=640, eval_episodes=2)
+    session = PreferenceRun.create(cfg)
+    run = session.run_dir
+    original = PreferenceRun.log_round
+
+    def stop_in_round_three(self):
+        if self.state.round == 3:
+            raise KeyboardInterrupt
+        original(self)
+
+    monkeypatch.setattr(PreferenceRun, "log_round", stop_in_round_three)
+    with pytest.raises(KeyboardInterrupt):
+        session.run(progress=False)
+    session.close()
+    monkeypatch.setattr(PreferenceRun, "log_round", original)
+    resumed = PreferenceRun(cfg, run, resume=True)
+    metrics = resumed.run(progress=False)
+    resumed.close()
+
+    lines = [json.loads(line) for line in run.evals.read_text().splitlines()]
+    # round three's evaluation ran before the stop and again after the resume: a line each, one checkpoint
+    assert [e["num_timesteps"] for e in lines] == [128, 256, 384, 384, 512, 640]
+    kept = json.loads((run.best / "eval.json").read_text())
+    best = max(lines[:2] + lines[3:], key=selection_score)  # the run as it went on after the resume
+    assert kept["num_timesteps"] == best["num_timesteps"] and kept["returns"] == best["returns"]
+    assert kept == json.loads(run.state.read_text())["best_eval"]
+    model = RelabelingPPO.load(str(run.best / "policy.zip"), device="cpu")
+    replay = policy_report(model, cfg.env_id, 2, cfg.seed + PreferenceRun.EVAL_SEED,
+                           load_obs_rms(run.best / "vecnormalize.pkl"))
+    assert replay["returns"] == kept["returns"]  # the kept files are the policy that was evaluated
+    assert metrics["best"]["num_timesteps"] == kept["num_timesteps"] and len(metrics["best"]["returns"]) == 2
+    assert metrics["best"]["picked_on"] == kept
+
+
+def test_selection_score_ranks_the_behaviour_before_the_return():
+    flips = {"eval_true_return_mean": -5.0, "flips_per_episode": [1, 0, 1], "episodes_with_a_flip": 2}
+    more_return = {"eval_true_return_mean": 9.0, "flips_per_episode": [3, 0, 0], "episodes_with_a_flip": 1}
+    assert selection_score(flips) > selection_score(more_return)
+    assert selection_score({"eval_true_return_mean": 2.0}) > selection_score({"eval_true_return_mean": 1.0})
 
 
 def test_heldout_segments_are_never_queried_and_survive_a_resume(tiny_config):
