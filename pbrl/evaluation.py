@@ -145,9 +145,11 @@ def validation_segments(store) -> list[Segment]:
     return list(seen.values())
 
 
-def learned_true_corr(model: RewardEnsemble, segments: Sequence[Segment], chunk: int = 64) -> float:
+def learned_true_corr(model: RewardEnsemble, segments: Sequence[Segment], chunk: int = 64,
+                      targets: np.ndarray | None = None) -> float:
     """Pearson correlation of learned and true segment returns over ``segments`` (NaN if undefined), ``chunk``
-    segments at a time (a held-out sample unpacks only those)."""
+    segments at a time (a held-out sample unpacks only those); with ``targets``, of learned returns and those
+    (e.g. a judge's scores of the segments) instead of the true returns."""
     if len(segments) < 3:
         return float("nan")
     learned, true = [], []
@@ -156,7 +158,8 @@ def learned_true_corr(model: RewardEnsemble, segments: Sequence[Segment], chunk:
         obs, acts = stack(part)
         learned.append(model.segment_returns(obs, acts).mean(axis=0))  # (B,)
         true.extend(s.true_return for s in part)
-    learned, true = np.concatenate(learned), np.array(true)
+    learned = np.concatenate(learned)
+    true = np.array(true) if targets is None else np.asarray(targets, dtype=np.float64)
     if learned.std() == 0 or true.std() == 0:
         return float("nan")
     return float(np.corrcoef(learned, true)[0, 1])

@@ -30,7 +30,7 @@ from pbrl.envs import make_env
 from pbrl.envs.make import obs_action_dims
 from pbrl.evaluation import learned_true_corr, load_obs_rms, policy_report, selection_score, validation_segments
 from pbrl.frames import PackedObs, PackedPairs
-from pbrl.judges import judge_name, make_judge
+from pbrl.judges import Judge, judge_name, make_judge
 from pbrl.labelers import Labeler, SyntheticOracle
 from pbrl.ppo_defaults import policy_kwargs_for_sb3
 from pbrl.queries import LabelSchedule, select_queries
@@ -136,16 +136,17 @@ class PreferenceRun:
 
         self.buffer = SegmentBuffer(cfg.segment_buffer_size)
         self._packed: dict[int, tuple[PackedObs, np.ndarray]] = {}  # labelled image segments by id, packed
-        self.heldout = HeldOutSample(cfg.heldout_size, cfg.heldout_rate)
+        self.store = PreferenceStore(run.store)
+        self.labeler: Labeler | None = labeler
+        self.judge: Judge | None = None  # a scripted judge labels: the env pays nothing, the judge's score stands in
+        if labeler is None and cfg.learned and judge_name(cfg.labeler):
+            self.labeler = self.judge = make_judge(judge_name(cfg.labeler))
+        elif labeler is None and not cfg.human:
+            self.labeler = SyntheticOracle(cfg.teacher(), np.random.default_rng(cfg.seed + 1))
+        self.heldout = HeldOutSample(cfg.heldout_size, cfg.heldout_rate, self.judge.score if self.judge else None)
         if resume and run.heldout.exists():
             self.heldout.load(run.heldout)
         self.ppo.on_rollout = self._on_rollout
-        self.store = PreferenceStore(run.store)
-        self.labeler: Labeler | None = labeler
-        if labeler is None and cfg.learned and judge_name(cfg.labeler):
-            self.labeler = make_judge(judge_name(cfg.labeler))
-        elif labeler is None and not cfg.human:
-            self.labeler = SyntheticOracle(cfg.teacher(), np.random.default_rng(cfg.seed + 1))
         self.ensemble: RewardEnsemble | None = None
         self.trainer: RewardTrainer | None = None
         if cfg.learned:
@@ -353,6 +354,14 @@ class PreferenceRun:
         assert self.ensemble is not None
         return learned_true_corr(self.ensemble, self.heldout.segments())
 
+    def heldout_judge_corr(self) -> float | None:
+        """Where a scripted judge labels: learned return vs the judge's score over the held-out sample (the env
+        pays no reward there, so this is the test of the reward model); None for other runs."""
+        scores = self.heldout.scores()
+        if self.ensemble is None or scores is None:
+            return None
+        return learned_true_corr(self.ensemble, self.heldout.segments(), targets=scores)
+
     def recent_corr(self) -> float:
         """Learned vs true return over recent segments that no comparison used."""
         assert self.ensemble is not None
@@ -378,6 +387,8 @@ class PreferenceRun:
         if self.ensemble is not None:
             log.record("reward_model/learned_true_return_corr", self.heldout_corr())
             log.record("reward_model/learned_true_return_corr_recent", self.recent_corr())
+            if self.judge is not None:
+                log.record("reward_model/learned_judge_return_corr", self.heldout_judge_corr())
         if len(self.ppo.ep_info_buffer):
             log.record("rollout/ep_true_return", float(np.mean([e["r"] for e in self.ppo.ep_info_buffer])))
         log.dump(self.ppo.num_timesteps)
@@ -521,6 +532,7 @@ class PreferenceRun:
             # and the final buffer's unqueried ones (a converged policy's: nearly equal true returns)
             "learned_true_return_corr": self.heldout_corr() if cfg.learned else None,
             "n_heldout_segments": len(self.heldout) if cfg.learned else None,
+            "learned_judge_return_corr": self.heldout_judge_corr(),
             "learned_true_return_corr_val": learned_true_corr(self.ensemble, validation_segments(self.store))
             if cfg.learned and self.ensemble is not None else None,
             "learned_true_return_corr_recent": self.recent_corr() if cfg.learned else None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -158,14 +158,17 @@ class HeldOutSample:
     of the set-aside ones, each equally likely. Saved beside the run so a resumed run and later scripts see it.
     Observations are held packed (``PackedObs``): an Atari segment's frame stack is 706 KB as an array and a few KB
     packed, so the Atari sample can be as large as the MuJoCo one; ``segments()`` unpacks them as they are read.
+    Simulator states are not kept; with a ``scorer`` (a scripted judge's ``score``, where a judge labels and the env
+    pays no reward) each segment's score is taken as it is set aside, and ``scores()`` gives them.
     """
 
-    def __init__(self, capacity: int, rate: float):
+    def __init__(self, capacity: int, rate: float, scorer: Callable[[Segment], float] | None = None):
         if capacity < 0 or not 0.0 <= rate <= 1.0:
             raise ValueError(f"held-out sample needs capacity >= 0 and 0 <= rate <= 1, got {capacity}, {rate}")
-        self.capacity, self.rate = capacity, rate
+        self.capacity, self.rate, self.scorer = capacity, rate, scorer
         self.n_seen = 0  # segments set aside so far (the reservoir's stream length)
         self._held: list[tuple[PackedObs, Segment]] = []  # (observations, the segment without them)
+        self._scores: list[float] = []  # the scorer's score of each held segment (empty without a scorer)
         self._saved_to: str | None = None  # the file that holds exactly this sample, if any
 
     def __len__(self) -> int:
@@ -179,6 +182,10 @@ class HeldOutSample:
     def segments(self) -> Sequence[Segment]:
         """The held-out segments, each unpacked when it is read (index or slice them to read a few at a time)."""
         return _Unpacked(self._held)
+
+    def scores(self) -> np.ndarray | None:
+        """The scorer's score of each held-out segment, in ``segments()`` order; None without a scorer."""
+        return np.array(self._scores) if self.scorer is not None else None
 
     @staticmethod
     def _hold(seg: Segment) -> tuple[PackedObs, Segment]:
@@ -195,10 +202,14 @@ class HeldOutSample:
             self._saved_to = None
             if len(self._held) < self.capacity:
                 self._held.append(self._hold(seg))
+                if self.scorer is not None:
+                    self._scores.append(self.scorer(seg))
             else:
                 j = int(rng.integers(0, self.n_seen))
                 if j < self.capacity:
                     self._held[j] = self._hold(seg)
+                    if self.scorer is not None:
+                        self._scores[j] = self.scorer(seg)
         return [s for s, a in zip(segments, aside, strict=True) if not a]
 
     def save(self, path) -> None:
@@ -217,18 +228,23 @@ class HeldOutSample:
                 "stacked": np.array([p.stacked for p in packed]),
                 "acts": np.stack([s.acts for s in segs]), "true_rews": np.stack([s.true_rews for s in segs]),
                 "meta": np.array([[s.policy_step, s.episode, s.env_step, s.env_index] for s in segs])})
+            if self.scorer is not None:
+                arrays["scores"] = np.array(self._scores)
         tmp = str(path) + ".tmp.npz"
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
         self._saved_to = str(path)
 
     def load(self, path) -> None:
-        """Read a sample saved by ``save`` (or by an older pbrl, which saved whole observation arrays)."""
+        """Read a sample saved by ``save`` (or by an older pbrl, which saved whole observation arrays). Segments
+        saved without scores are dropped from a sample with a scorer (they cannot be scored again)."""
         with np.load(path) as z:
             self.n_seen = int(z["n_seen"])
-            if "meta" not in z:
-                self._held = []
+            self._held, self._scores = [], []
+            if "meta" not in z or (self.scorer is not None and "scores" not in z):
                 return
+            if self.scorer is not None:
+                self._scores = [float(x) for x in z["scores"][: self.capacity]]
             if "packed" in z:
                 blob, ends = z["packed"].tobytes(), z["packed_ends"]
                 shape, dtype = tuple(int(n) for n in z["obs_shape"]), str(z["obs_dtype"])

@@ -178,6 +178,7 @@ def test_a_tiny_backflip_run_with_the_judge_goes_end_to_end(tmp_path, capsys):
     evals = [json.loads(line) for line in (run / "evals.jsonl").read_text().splitlines()]
     assert [e["num_timesteps"] for e in evals] == [256, 512] and all(len(e["flips_per_episode"]) == 1 for e in evals)
     assert len(metrics["best"]["flips_per_episode"]) == 1
+    assert "learned_judge_return_corr" in metrics  # the judge's score stands in for the true return (0 here)
     assert main(["eval", "--run-dir", str(run / "best"), "--episodes", "2"]) == 0
     assert len(json.loads(capsys.readouterr().out)["flips_per_episode"]) == 2
 

@@ -286,6 +286,30 @@ def test_heldout_sample_save_and_load_round_trip(tmp_path):
     assert len(empty) == 0 and empty.n_seen == 0
 
 
+def test_a_scored_heldout_sample_keeps_each_score_with_its_segment(tmp_path):
+    """With a scorer (a judge's score, taken before the states are dropped) each held segment keeps its own score,
+    through reservoir replacements and a save and load; a file saved without scores loads as an empty sample."""
+    def score(seg: Segment) -> float:
+        assert seg.states is not None  # scored while the states are still there
+        return 0.5 * seg.policy_step
+
+    segs = [Segment(**{**s.__dict__, "states": np.zeros((4, 2))}) for s in _numbered(300)]
+    sample = HeldOutSample(capacity=20, rate=0.5, scorer=score)
+    sample.split(segs, np.random.default_rng(4))
+    assert sample.n_seen > 100 and len(sample) == 20  # the reservoir replaced many
+    np.testing.assert_array_equal(sample.scores(), [0.5 * s.policy_step for s in sample.segments()])
+    sample.save(tmp_path / "h.npz")
+    again = HeldOutSample(capacity=20, rate=0.5, scorer=score)
+    again.load(tmp_path / "h.npz")
+    np.testing.assert_array_equal(again.scores(), [0.5 * s.policy_step for s in again.segments()])
+    assert HeldOutSample(capacity=20, rate=0.5).scores() is None
+    unscored = HeldOutSample(capacity=20, rate=1.0)
+    unscored.split(_numbered(5), np.random.default_rng(5))
+    unscored.save(tmp_path / "u.npz")
+    again.load(tmp_path / "u.npz")
+    assert len(again) == 0 and len(again.scores()) == 0
+
+
 def test_heldout_sample_is_written_again_only_when_it_changed(tmp_path):
     sample, rng, path = HeldOutSample(capacity=5, rate=1.0), np.random.default_rng(3), tmp_path / "h.npz"
     sample.split(_numbered(3), rng)
