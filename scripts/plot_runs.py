@@ -2,7 +2,8 @@
 
     python scripts/plot_runs.py runs/acceptance [more folders or run dirs] --out results/mujoco_acceptance.png
 
-Reads ``rollout/ep_true_return`` from each run's TensorBoard log; learned-reward runs are solid, true-reward dashed.
+Reads ``rollout/ep_true_return`` (or ``--tag``, e.g. ``eval/flips_per_episode`` of runs made with --eval-every)
+from each run's TensorBoard log; learned-reward runs are solid, true-reward dashed.
 Needs matplotlib (pip install -e ".[plot]").
 """
 
@@ -32,6 +33,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("roots", type=Path, nargs="+", help="folders of run directories (or run directories)")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--tag", default="rollout/ep_true_return", help="the TensorBoard scalar to plot")
     a = p.parse_args()
     candidates = [d for root in a.roots for d in ([root] if (root / "config.json").exists() else root.iterdir())]
     runs = sorted(d for d in candidates if (d / "config.json").exists())
@@ -42,14 +44,14 @@ def main() -> None:
             cfg = json.loads((d / "config.json").read_text())
             if cfg["env_id"] != env:
                 continue
-            steps, values = curve(d)
+            steps, values = curve(d, a.tag)
             label = f"{cfg['reward']}" + (f" ({cfg['n_labels']} labels)" if cfg["reward"] == "learned" else "")
             ax.plot(steps, values, "-" if cfg["reward"] == "learned" else "--",
                     color="tab:blue" if cfg["reward"] == "learned" else "tab:orange",
                     alpha=0.8, label=f"{label}, seed {cfg['seed']}")
         ax.set_title(env)
         ax.set_xlabel("PPO steps")
-        ax.set_ylabel("true return of training episodes")
+        ax.set_ylabel("true return of training episodes" if a.tag == "rollout/ep_true_return" else a.tag)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
