@@ -146,7 +146,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and args.ppo:
         given["ppo"] = args.ppo
     if args.resume:
-        run.check_existing()
+        run.check_whole()
         cfg = TrainConfig.load(run.config)
         changed = {k: v for k, v in given.items() if k in RESUME_CHANGEABLE and getattr(cfg, k) != v}
         ignored = sorted(k for k in given if k not in RESUME_CHANGEABLE)
@@ -240,6 +240,7 @@ def cmd_label(args: argparse.Namespace) -> int:
                 time.sleep(1.0)
         except KeyboardInterrupt:
             return 130
+    run.check_whole()
     cfg = TrainConfig.load(run.config)
     if not cfg.learned:
         raise UsageError(f"{run.path} trains on the true reward; it asks no questions")
@@ -264,7 +265,7 @@ def cmd_label(args: argparse.Namespace) -> int:
 def run_status(run: RunDir) -> dict[str, Any]:
     from pbrl.store import PreferenceStore
 
-    run.check_existing()
+    run.check_whole()
     cfg = TrainConfig.load(run.config)
     state = run.read_json(run.state)
     with PreferenceStore(run.store) as store:

@@ -56,6 +56,14 @@ class RunDir:
             raise RunDirError(f"{self.path} holds no pbrl run (no config.json and loop_state.json); "
                               "start one with pbrl train --run-dir " + str(self.path))
 
+    def check_whole(self) -> None:
+        """A run that can be resumed, labelled or shown: not a kept policy (a run's ``best/``), which holds only
+        what ``pbrl eval`` and ``pbrl video`` read."""
+        self.check_existing()
+        if (self.path / "eval.json").exists() and not self.store.exists():
+            raise RunDirError(f"{self.path} is a kept policy, for pbrl eval and pbrl video only; resume, label or "
+                              f"see the status of its run with --run-dir {self.path.parent}")
+
     def read_json(self, path: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
 

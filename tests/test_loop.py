@@ -29,7 +29,7 @@ def test_run_spends_the_budget_and_writes_metrics(tiny_config):
     assert any(run.tb.rglob("events.out.tfevents*"))
 
 
-def test_evaluations_during_the_run_keep_the_best_policy(tiny_config, monkeypatch):
+def test_evaluations_during_the_run_keep_the_best_policy(tiny_config, monkeypatch, capsys):
     """--eval-every: one evaluation a round, logged; best/ holds the policy that scored best, which replays the
     recorded returns; a resumed run does not evaluate again at once; metrics report best/ on other episodes."""
     cfg = tiny_config(eval_every=128, total_timesteps=640, eval_episodes=2)
@@ -64,6 +64,13 @@ def test_evaluations_during_the_run_keep_the_best_policy(tiny_config, monkeypatc
     assert replay["returns"] == kept["returns"]  # the kept files are the policy that was evaluated
     assert metrics["best"]["num_timesteps"] == kept["num_timesteps"] and len(metrics["best"]["returns"]) == 2
     assert metrics["best"]["picked_on"] == kept
+    from pbrl.cli import main
+
+    for argv in (["status"], ["train", "--resume"]):  # a kept policy is not a run to go on with: one line says so
+        assert main([*argv, "--run-dir", str(run.best)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "is a kept policy" in err[0] and str(run.path) in err[0]
+    assert not (run.best / "preferences.sqlite").exists()
 
 
 def test_selection_score_ranks_the_behaviour_before_the_return():
