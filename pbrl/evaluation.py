@@ -84,8 +84,10 @@ def behaviour_summary(env_id: str, episodes: list[dict[str, np.ndarray]]) -> dic
     from pbrl.envs.behaviours import count_backflips
 
     flips = [count_backflips(e["torso_angle"], e["feet_down"]) for e in episodes]
+    # how far back it got (radians from the start, 2π a whole turn): the progress of a policy that does not flip yet
+    turned = [round(float(max(0.0, -np.min(e["torso_angle"]))), 2) for e in episodes]
     return {"flips_per_episode": flips, "episodes_with_a_flip": sum(f >= 1 for f in flips),
-            "n_behaviour_episodes": len(flips)}
+            "n_behaviour_episodes": len(flips), "furthest_back_turn_per_episode": turned}
 
 
 def behaviour_stats(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int, obs_rms: RunningMeanStd | None,

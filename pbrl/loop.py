@@ -426,6 +426,7 @@ class PreferenceRun:
         if "flips_per_episode" in report:
             log.record("eval/flips_per_episode", float(np.mean(report["flips_per_episode"])))
             log.record("eval/episodes_with_a_flip", report["episodes_with_a_flip"])
+            log.record("eval/furthest_back_turn", float(np.mean(report["furthest_back_turn_per_episode"])))
         with open(self.run_dir.evals, "a") as fh:
             fh.write(json.dumps({**report, "best": best}) + "\n")
         return report

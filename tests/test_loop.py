@@ -73,6 +73,20 @@ def test_evaluations_during_the_run_keep_the_best_policy(tiny_config, monkeypatc
     assert not (run.best / "preferences.sqlite").exists()
 
 
+def test_the_backflip_summary_counts_flips_and_how_far_back_each_episode_turned():
+    from pbrl.evaluation import behaviour_summary
+
+    flip = np.concatenate([np.linspace(0, -2 * np.pi, 50), np.full(20, -2 * np.pi)])  # a whole turn, then stands
+    lie = np.concatenate([np.linspace(0, -5.0, 40), np.full(30, -5.0)])  # 5 rad back, and lies there
+    forward = np.linspace(0, 1.0, 70)  # tips forward: no backward turn at all
+    feet = np.r_[True, np.zeros(49, bool), np.ones(20, bool)]  # on the foot at the start and the end
+    eps = [{"torso_angle": a, "feet_down": feet} for a in (flip, lie, forward)]
+    out = behaviour_summary("pbrl/HopperBackflip-v0", eps)
+    assert out["flips_per_episode"] == [1, 0, 0] and out["episodes_with_a_flip"] == 1
+    assert out["furthest_back_turn_per_episode"] == [round(2 * np.pi, 2), 5.0, 0.0]
+    assert behaviour_summary("Hopper-v5", eps) == {}
+
+
 def test_selection_score_ranks_the_behaviour_before_the_return():
     flips = {"eval_true_return_mean": -5.0, "flips_per_episode": [1, 0, 1], "episodes_with_a_flip": 2}
     more_return = {"eval_true_return_mean": 9.0, "flips_per_episode": [3, 0, 0], "episodes_with_a_flip": 1}
