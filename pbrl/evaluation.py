@@ -111,11 +111,14 @@ def policy_report(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int,
 
 
 def selection_score(report: dict[str, object]) -> tuple[float, ...]:
-    """How a run's evaluations are ranked when it keeps its best policy: on a behaviour env the episodes that show
-    the behaviour, then how often it shows, then the true return; elsewhere the mean true return."""
+    """How a run's evaluations are ranked when it keeps its best policy: on the backflip env the episodes with a
+    flip, then the flips, then how far back the episodes turned (progress before the first flip), then the true
+    return; elsewhere the mean true return."""
     ret = float(report["eval_true_return_mean"])  # type: ignore[arg-type]
     if "flips_per_episode" in report:
-        return (float(report["episodes_with_a_flip"]), float(sum(report["flips_per_episode"])), ret)  # type: ignore
+        turned = float(np.mean(report.get("furthest_back_turn_per_episode", [0.0])))  # type: ignore[arg-type]
+        return (float(report["episodes_with_a_flip"]), float(sum(report["flips_per_episode"])), turned,  # type: ignore
+                ret)
     return (ret,)
 
 

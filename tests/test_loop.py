@@ -91,6 +91,9 @@ def test_selection_score_ranks_the_behaviour_before_the_return():
     flips = {"eval_true_return_mean": -5.0, "flips_per_episode": [1, 0, 1], "episodes_with_a_flip": 2}
     more_return = {"eval_true_return_mean": 9.0, "flips_per_episode": [3, 0, 0], "episodes_with_a_flip": 1}
     assert selection_score(flips) > selection_score(more_return)
+    no_flip = {"eval_true_return_mean": 0.0, "flips_per_episode": [0, 0], "episodes_with_a_flip": 0}
+    assert selection_score({**no_flip, "furthest_back_turn_per_episode": [4.0, 5.0]}) > selection_score(
+        {**no_flip, "furthest_back_turn_per_episode": [1.0, 0.5]})
     assert selection_score({"eval_true_return_mean": 2.0}) > selection_score({"eval_true_return_mean": 1.0})
 
 
