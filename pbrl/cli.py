@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _ppo_overrides(env_id: str, items: list[str]) -> dict[str, Any]:
+def ppo_overrides(env_id: str, items: list[str]) -> dict[str, Any]:
     """The Zoo defaults for ``env_id`` with each ``KEY=VALUE`` applied (values parsed as JSON where they can be)."""
     from pbrl.ppo_defaults import ppo_defaults
 
@@ -161,7 +161,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                   f"{', '.join(sorted(RESUME_CHANGEABLE))} can change on --resume)", file=sys.stderr)
     else:
         cfg = TrainConfig(run_dir=args.run_dir, **family_defaults(given.get("env_id", TrainConfig.env_id), given))
-        cfg.ppo = _ppo_overrides(cfg.env_id, args.ppo)
+        cfg.ppo = ppo_overrides(cfg.env_id, args.ppo)
         cfg.validate()
         _check_env(cfg.env_id, cfg.episode_steps)
         cfg.resolve()
@@ -341,7 +341,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cfg = TrainConfig(env_id=args.env_id, reward=reward, n_labels=args.n_labels, seed=args.seed,
                           total_timesteps=args.total_timesteps, eval_episodes=args.eval_episodes,
                           run_dir=str(root.path / reward), label_interval=max(args.total_timesteps // 20, 1))
-        cfg.ppo = _ppo_overrides(cfg.env_id, [])
+        cfg.ppo = ppo_overrides(cfg.env_id, [])
         cfg.validate()
         configs.append(cfg.resolve())
     _check_env(args.env_id, None)

@@ -34,8 +34,9 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 import pbrl.envs  # noqa: F401  (registers the behaviour envs)
+from pbrl.cli import UsageError, ppo_overrides
 from pbrl.envs.behaviours import count_backflips
-from pbrl.ppo_defaults import policy_kwargs_for_sb3, ppo_defaults
+from pbrl.ppo_defaults import policy_kwargs_for_sb3
 
 ENV_ID = "pbrl/HopperBackflip-v0"
 DT = 0.008
@@ -109,10 +110,15 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=300_000)
     p.add_argument("--every", type=int, default=25_000)
     p.add_argument("--log-std", type=float, default=-1.0, help="initial log std of the policy's actions")
+    p.add_argument("--ppo", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a PPO setting, as `pbrl train --ppo` does, e.g. --ppo ent_coef=0.01")
     p.add_argument("--out", default=None, help="JSON lines go here (and OUT.policy.zip, OUT.vn.pkl); else stdout")
     a = p.parse_args()
     torch.set_num_threads(1)
-    hp = ppo_defaults(ENV_ID)
+    try:
+        hp = ppo_overrides(ENV_ID, a.ppo)
+    except UsageError as exc:
+        p.error(str(exc))
     for key in ("n_envs", "normalize", "policy"):
         hp.pop(key, None)
     policy_kwargs = {**policy_kwargs_for_sb3(hp.pop("policy_kwargs")), "log_std_init": a.log_std}
@@ -123,7 +129,8 @@ def main() -> int:
     while model.num_timesteps < a.steps:
         model.learn(a.every, reset_num_timesteps=False)
         flips, returns, lowest = evaluate(model, venv, a.variant)
-        print(json.dumps({"variant": a.variant, "seed": a.seed, "log_std": a.log_std, "steps": model.num_timesteps,
+        print(json.dumps({"variant": a.variant, "seed": a.seed, "log_std": a.log_std, "ppo": a.ppo,
+                          "steps": model.num_timesteps,
                           "min": round((time.time() - start) / 60, 1), "flips": flips, "ret": returns,
                           "minang": lowest}), file=out, flush=True)
         if a.out:
