@@ -131,10 +131,11 @@ def _check_env(env_id: str, max_episode_steps: int | None) -> None:
         raise UsageError(str(exc)) from None
 
 
-#: Settings a resumed run may change: how often and how much it refits, and its compute; nothing that changes what
-#: was asked or how labels are spent.
+#: Settings a resumed run may change: how often and how much it refits, its compute, and how long it trains (labels
+#: already asked stay asked; the rest of the budget is spread over the new length); nothing that changes what was
+#: asked.
 RESUME_CHANGEABLE = frozenset({"label_interval", "fit_epochs", "fit_max_batches", "torch_threads", "eval_episodes",
-                               "eval_every", "device", "vec_env"})
+                               "eval_every", "device", "vec_env", "total_timesteps"})
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -149,6 +150,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         run.check_whole()
         cfg = TrainConfig.load(run.config)
         changed = {k: v for k, v in given.items() if k in RESUME_CHANGEABLE and getattr(cfg, k) != v}
+        done = run.read_json(run.state)["num_timesteps"]
+        if changed.get("total_timesteps", done) < done:
+            raise UsageError(f"--total-timesteps {changed['total_timesteps']} is below the {done} steps this run has "
+                             "taken; give a larger number to train it longer")
         ignored = sorted(k for k in given if k not in RESUME_CHANGEABLE)
         if changed:
             cfg = dataclasses.replace(cfg, **changed)

@@ -174,6 +174,19 @@ def test_resume_may_change_how_often_it_refits_but_not_the_method(finished_run, 
     assert "label_interval=256" in err and "ignoring seed" in err
 
 
+def test_a_finished_run_resumed_with_more_steps_trains_on_without_more_labels(finished_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "longer"
+    shutil.copytree(finished_run, run)
+    _fails_with_one_line(capsys, ["train", "--resume", "--run-dir", str(run), "--total-timesteps", "128"],
+                         "below the 256 steps this run has taken")
+    assert main(["train", "--resume", "--run-dir", str(run), "--total-timesteps", "512", "--no-progress"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["total_timesteps"] == 512 and metrics["n_labels"] == 10  # the whole budget was spent before
+    assert json.loads((run / "config.json").read_text())["total_timesteps"] == 512
+
+
 def test_device_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
     import torch
 
