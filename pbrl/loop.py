@@ -407,14 +407,14 @@ class PreferenceRun:
     def _obs_rms(self):
         return self.venv.obs_rms if self.cfg.ppo["normalize"] else None  # VecNormalize has none without norm_obs
 
-    def evaluate_if_due(self) -> dict[str, Any] | None:
+    def evaluate_if_due(self) -> bool:
         """Every --eval-every agent steps: evaluate the deterministic policy on its own episodes, log it to
         TensorBoard and evals.jsonl, and remember it as the best when it beats the best so far (on the behaviour
-        envs the behaviour counts first, ``selection_score``). Returns the report, or None when none was due."""
+        envs the behaviour counts first, ``selection_score``). True when this policy is the new best."""
         cfg, state = self.cfg, self.state
         step = self.ppo.num_timesteps
         if not cfg.eval_every or step - state.last_eval_step < cfg.eval_every:
-            return None
+            return False
         report = {"num_timesteps": step, "round": state.round, **self._report(self.ppo, self._obs_rms(),
                                                                                self.EVAL_SEED)}
         state.last_eval_step = step
@@ -429,7 +429,7 @@ class PreferenceRun:
             log.record("eval/furthest_back_turn", float(np.mean(report["furthest_back_turn_per_episode"])))
         with open(self.run_dir.evals, "a") as fh:
             fh.write(json.dumps({**report, "best": best}) + "\n")
-        return report
+        return best
 
     def keep_best(self) -> None:
         """Copy the checkpoint just written, the best evaluated policy so far, to RUN_DIR/best: a run directory
@@ -508,11 +508,11 @@ class PreferenceRun:
                 counts = self.store.counts()
                 waiting = f" pending {counts.n_pending}" if cfg.human else ""
                 bar.set_postfix_str(f"labels {counts.n_labels}/{cfg.n_labels}{waiting} val_acc {acc:.2f}")
-            report = self.evaluate_if_due()
+            new_best = self.evaluate_if_due()
             self.log_round()
             state.wall_time_s = time.perf_counter() - start
             self.checkpoint()
-            if report is not None and report is state.best_eval:
+            if new_best:  # copied from the checkpoint just written
                 self.keep_best()
         bar.close()
         return self.finish()
