@@ -29,24 +29,29 @@ def test_run_spends_the_budget_and_writes_metrics(tiny_config):
     assert any(run.tb.rglob("events.out.tfevents*"))
 
 
-def test_evaluations_during_the_run_keep_the_best_policy(tiny_config, monkeypatch, capsys):
-    """--eval-every: one evaluation a round, logged; best/ holds the policy that scored best, which replays the
-    recorded returns; a resumed run does not evaluate again at once; metrics report best/ on other episodes."""
-    cfg = tiny_config(eval_every=128, total_timesteps=640, eval_episodes=2)
+def _stopped_in_round(cfg, round_: int, monkeypatch):
+    """A new run stopped (as by Ctrl-C) in round ``round_``, after its labels, before that round's checkpoint."""
     session = PreferenceRun.create(cfg)
-    run = session.run_dir
     original = PreferenceRun.log_round
 
-    def stop_in_round_three(self):
-        if self.state.round == 3:
+    def stop(self):
+        if self.state.round == round_:
             raise KeyboardInterrupt
         original(self)
 
-    monkeypatch.setattr(PreferenceRun, "log_round", stop_in_round_three)
+    monkeypatch.setattr(PreferenceRun, "log_round", stop)
     with pytest.raises(KeyboardInterrupt):
         session.run(progress=False)
     session.close()
     monkeypatch.setattr(PreferenceRun, "log_round", original)
+    return session.run_dir
+
+
+def test_evaluations_during_the_run_keep_the_best_policy(tiny_config, monkeypatch, capsys):
+    """--eval-every: one evaluation a round, logged; best/ holds the policy that scored best, which replays the
+    recorded returns; a resumed run does not evaluate again at once; metrics report best/ on other episodes."""
+    cfg = tiny_config(eval_every=128, total_timesteps=640, eval_episodes=2)
+    run = _stopped_in_round(cfg, 3, monkeypatch)
     resumed = PreferenceRun(cfg, run, resume=True)
     metrics = resumed.run(progress=False)
     resumed.close()
@@ -128,20 +133,7 @@ def test_true_reward_run_asks_no_labels(tiny_config):
 
 def test_resume_continues_where_the_run_stopped(tiny_config, monkeypatch):
     cfg = tiny_config()
-    session = PreferenceRun.create(cfg)
-    run = session.run_dir
-    original = PreferenceRun.log_round
-
-    def stop_in_round_two(self):
-        if self.state.round == 2:
-            raise KeyboardInterrupt
-        original(self)
-
-    monkeypatch.setattr(PreferenceRun, "log_round", stop_in_round_two)
-    with pytest.raises(KeyboardInterrupt):
-        session.run(progress=False)
-    session.close()
-    monkeypatch.setattr(PreferenceRun, "log_round", original)
+    run = _stopped_in_round(cfg, 2, monkeypatch)
 
     state = json.loads(run.state.read_text())
     assert state["round"] == 1 and state["num_timesteps"] == cfg.round_steps  # last completed round
