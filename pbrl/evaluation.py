@@ -90,24 +90,21 @@ def behaviour_summary(env_id: str, episodes: list[dict[str, np.ndarray]]) -> dic
             "n_behaviour_episodes": len(flips), "furthest_back_turn_per_episode": turned}
 
 
-def behaviour_stats(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int, obs_rms: RunningMeanStd | None,
-                    deterministic: bool = True, max_episode_steps: int | None = None) -> dict[str, object]:
-    """What the behaviour envs are judged by (empty for other envs): backflips per episode on HopperBackflip."""
-    keys = behaviour_keys(env_id)
-    if not keys:
-        return {}
-    eps = rollout_infos(model, env_id, n_episodes, seed, obs_rms, keys, deterministic, max_episode_steps)
-    return behaviour_summary(env_id, eps)
-
-
 def policy_report(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int, obs_rms: RunningMeanStd | None,
                   deterministic: bool = True, max_episode_steps: int | None = None) -> dict[str, object]:
     """What ``pbrl eval`` and a run's own evaluations report of a policy: its true returns over ``n_episodes``
-    episodes from ``seed`` and, on the behaviour envs, the behaviour counted in the same episodes' seeds."""
-    rets = true_returns(model, env_id, n_episodes, seed, obs_rms, deterministic, max_episode_steps)
+    episodes from ``seed`` and, on the behaviour envs, the behaviour counted in the same episodes (one rollout of
+    them gives both)."""
+    behaviour: dict[str, object] = {}
+    keys = behaviour_keys(env_id)
+    if keys:
+        eps = rollout_infos(model, env_id, n_episodes, seed, obs_rms, keys, deterministic, max_episode_steps)
+        rets = np.array([e["return"] for e in eps], dtype=np.float64)
+        behaviour = behaviour_summary(env_id, eps)
+    else:
+        rets = true_returns(model, env_id, n_episodes, seed, obs_rms, deterministic, max_episode_steps)
     return {"n_eval_episodes": len(rets), "eval_true_return_mean": float(rets.mean()),
-            "eval_true_return_std": float(rets.std()), "returns": [round(float(r), 3) for r in rets],
-            **behaviour_stats(model, env_id, n_episodes, seed, obs_rms, deterministic, max_episode_steps)}
+            "eval_true_return_std": float(rets.std()), "returns": [round(float(r), 3) for r in rets], **behaviour}
 
 
 def selection_score(report: dict[str, object]) -> tuple[float, ...]:
