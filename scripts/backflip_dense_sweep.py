@@ -12,9 +12,14 @@ A variant names its reward terms, joined by "+" (per step of 0.008 s):
 - ``torso`` / ``wb``: the turn is the torso's backward rotation in the step, or the whole body's (its angular
   momentum about the centre of mass over its standing inertia, times dt; a bend at the hip does not turn it).
 - ``clean``: the turn counts unless the torso or thigh touches the floor; a forward turn always counts against.
+- ``clean2``: as ``clean``, and the leg (shin) on the floor counts as the body down too: only the foot may touch.
 - ``air``: the backward turn counts while nothing touches the floor (``air2``: twice).
 - ``land``: 10 a second standing upright on the foot after whole backward turns (``land3``: 30).
 - ``hup``: 5 a second per metre the torso is above its standing height.
+- ``soft``: with ``land``, standing on the foot after the turn pays in proportion to cos(torso angle) (above 0)
+  instead of only within 26° of upright.
+- ``one``: only the first whole turn counts (the torso's turn is measured as the change in min(-angle, 2π), so
+  spinning on past one turn, or coming back from an overshoot, earns and costs nothing).
 ``torso+clean+land`` is the committed judge's score (``pbrl.judges.backflip_steps``), step for step.
 """
 
@@ -50,7 +55,8 @@ class DenseBackflipReward(gym.Wrapper):
         self.terms = set(variant.split("+"))
         self.model, self.data = env.unwrapped.model, env.unwrapped.data
         self.floor = self.model.geom("floor").id
-        self.body_geoms = {self.model.geom("torso_geom").id, self.model.geom("thigh_geom").id}
+        body = ("torso_geom", "thigh_geom") + (("leg_geom",) if "clean2" in self.terms else ())
+        self.body_geoms = {self.model.geom(g).id for g in body}
         mujoco.mj_forward(self.model, self.data)
         com = self.data.subtree_com[1]
         self.inertia = sum(self.model.body_mass[b] * ((self.data.xipos[b] - com)[[0, 2]] ** 2).sum()
@@ -65,7 +71,10 @@ class DenseBackflipReward(gym.Wrapper):
         obs, _, terminated, truncated, info = self.env.step(action)
         d, terms = self.data, self.terms
         angle, height = float(d.qpos[2]), float(d.qpos[1])
-        torso_turn, self.previous_angle = self.previous_angle - angle, angle
+        torso_turn = self.previous_angle - angle
+        if "one" in terms:
+            torso_turn = min(-angle, 2 * math.pi) - min(-self.previous_angle, 2 * math.pi)
+        self.previous_angle = angle
         body_down = any((c.geom1 if c.geom2 == self.floor else c.geom2) in self.body_geoms
                         for c in d.contact[:d.ncon])
         mujoco.mj_subtreeVel(self.model, d)
@@ -73,11 +82,13 @@ class DenseBackflipReward(gym.Wrapper):
         landed = (info["feet_down"] and math.cos(angle) > 0.9 and height > 0.7
                   and angle < -2 * math.pi + 0.45)
         reward = 0.0
-        if "clean" in terms:
+        if terms & {"clean", "clean2"}:
             reward += turn if (turn < 0 or not body_down) else 0.0
         if terms & {"air", "air2"}:
             reward += (2.0 if "air2" in terms else 1.0) * (d.ncon == 0) * max(turn, 0.0)
         if terms & {"land", "land3"}:
+            if "soft" in terms:  # on the foot after the turn, paid by how upright: a tilted landing earns some
+                landed = (info["feet_down"] and height > 0.7 and angle < -2 * math.pi + 0.45) * max(math.cos(angle), 0)
             reward += (30.0 if "land3" in terms else 10.0) * DT * landed
         if "hup" in terms:
             reward += 5.0 * DT * max(0.0, height - 1.25)
