@@ -79,16 +79,16 @@ class DenseBackflipReward(gym.Wrapper):
                         for c in d.contact[:d.ncon])
         mujoco.mj_subtreeVel(self.model, d)
         turn = -float(d.subtree_angmom[1][1]) / self.inertia * DT if "wb" in terms else torso_turn
-        landed = (info["feet_down"] and math.cos(angle) > 0.9 and height > 0.7
-                  and angle < -2 * math.pi + 0.45)
+        on_foot_after_turn = info["feet_down"] and height > 0.7 and angle < -2 * math.pi + 0.45
+        # ``soft``: paid by how upright, so a tilted landing earns some; else only within 26 degrees of upright
+        upright = max(math.cos(angle), 0.0) if "soft" in terms else float(math.cos(angle) > 0.9)
+        landed = on_foot_after_turn * upright
         reward = 0.0
         if terms & {"clean", "clean2"}:
             reward += turn if (turn < 0 or not body_down) else 0.0
         if terms & {"air", "air2"}:
             reward += (2.0 if "air2" in terms else 1.0) * (d.ncon == 0) * max(turn, 0.0)
         if terms & {"land", "land3"}:
-            if "soft" in terms:  # on the foot after the turn, paid by how upright: a tilted landing earns some
-                landed = (info["feet_down"] and height > 0.7 and angle < -2 * math.pi + 0.45) * max(math.cos(angle), 0)
             reward += (30.0 if "land3" in terms else 10.0) * DT * landed
         if "hup" in terms:
             reward += 5.0 * DT * max(0.0, height - 1.25)
