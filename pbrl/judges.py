@@ -8,14 +8,16 @@ sees, and it is deliberately plain. Scores that differ by less than ``tie`` are 
 
 - ``backflip`` (pbrl/HopperBackflip-v0, "do a backflip and land on your foot"): the clip's score is a sum over its
   steps, so that a reward model, which sums a reward per step, can represent it exactly. Each step earns the torso's
-  backward rotation in it, unless the torso or the thigh is on the floor (rolling along the ground is not a flip);
+  backward rotation in it, unless the torso or the thigh is on the floor (rolling along the ground is not a flip),
+  and three times that while nothing touches the floor at all (a flip is turned in the air, not by tipping over);
   forward rotation counts against the clip wherever it happens (coming back the way it went undoes the turn). Every
   moment spent standing upright on the foot after one or more whole backward turns earns ``LANDED_RATE`` per second
   (from the simulator's unwrapped torso angle, which is why the judge can tell a landed flip from standing still,
   even when the turn began before the clip). Ten earlier judges (``results/backflip_attempts.md``) scored whole
   clips with terms a per-step reward cannot sum to (caps, "after the turn" bonuses, the clip's maximum); under each
   the agents settled on standing, tipping over, rolling, rocking or bending back at the hip, and none flipped.
-  PPO on this score as its reward flipped within 250k steps in several seeds (``results/backflip_dense.md``).
+  PPO on this score as its reward flipped within 250k steps in two seeds of three, on v11's (the same without the
+  air term and with a third of the landing rate) in one of three (``results/backflip_dense.md``).
 - ``one-leg`` (pbrl/HalfCheetahOneLeg-v0, "run forward on one leg"): forward distance covered while the front foot
   is off the ground, plus a quarter of the distance covered on both legs; flipping onto the back is worst.
 """
@@ -29,7 +31,8 @@ import numpy as np
 
 from pbrl.segments import Segment, SegmentPair
 
-LANDED_RATE = 10.0  # radians' worth per second standing upright on the foot after whole backward turns
+LANDED_RATE = 30.0  # radians' worth per second standing upright on the foot after whole backward turns
+AIR_TURN_EXTRA = 2.0  # a backward turn while nothing touches the floor counts this much more again
 ON_FOOT_HEIGHT = 0.7  # metres: a landing holds the torso at least this high (upright and low is a body on the floor)
 LANDED_SLACK = 0.45  # radians: a landing may stop this short of a whole turn (about the upright tilt, 26 degrees)
 FRONT_FOOT_UP_Z = 0.25  # metres: the cheetah's front foot counts as lifted above this
@@ -64,8 +67,9 @@ class Judge:
 def backflip_steps(judge: Judge, states: np.ndarray) -> np.ndarray:
     """The backflip judge's score of each step between consecutive saved states.  # (T-1,)
 
-    Backward rotation of the torso (rad) unless the torso or thigh is on the floor at the step's end, less any
-    forward rotation, + ``LANDED_RATE`` per second for ending the step upright on the foot after whole turns.
+    Backward rotation of the torso (rad) unless the torso or thigh is on the floor at the step's end, ``AIR_TURN_EXTRA``
+    times more when nothing touches the floor, less any forward rotation, + ``LANDED_RATE`` per second for ending the
+    step upright on the foot after whole turns.
     """
     # loads MuJoCo, so only when a backflip is judged
     from pbrl.envs.behaviours import upright
@@ -74,6 +78,7 @@ def backflip_steps(judge: Judge, states: np.ndarray) -> np.ndarray:
     angle = q["torso_angle"]
     turned = -np.diff(angle)  # rooty decreases when the torso turns backwards
     counted = np.where((turned < 0) | ~q["body_down"][1:], turned, 0.0)
+    counted += AIR_TURN_EXTRA * q["airborne"][1:] * np.maximum(turned, 0.0)
     after, height, feet = angle[1:], q["torso_height"][1:], q["feet_down"][1:]
     landed = feet & upright(after) & (height > ON_FOOT_HEIGHT) & (after < -2 * math.pi + LANDED_SLACK)
     return counted + LANDED_RATE * judge.dt * landed

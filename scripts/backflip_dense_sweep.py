@@ -20,6 +20,9 @@ A variant names its reward terms, joined by "+" (per step of 0.008 s):
   instead of only within 26° of upright.
 - ``one``: only the first whole turn counts (the torso's turn is measured as the change in min(-angle, 2π), so
   spinning on past one turn, or coming back from an overshoot, earns and costs nothing).
+- ``armed``: a flip starts from the foot. The backward turn counts only from standing upright on the foot until the
+  torso or thigh next touches the floor, and at most one whole turn from where it last stood; turning on after
+  landing on the back (kicking off the floor, spinning) earns nothing until it is back on its foot.
 ``torso+clean+land`` is the committed judge's score (``pbrl.judges.backflip_steps``), step for step.
 """
 
@@ -65,6 +68,7 @@ class DenseBackflipReward(gym.Wrapper):
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
         self.previous_angle = float(self.data.qpos[2])
+        self.armed, self.stood_at = True, self.previous_angle  # ``armed``: it starts standing on its foot
         return obs, info
 
     def step(self, action):
@@ -74,9 +78,16 @@ class DenseBackflipReward(gym.Wrapper):
         torso_turn = self.previous_angle - angle
         if "one" in terms:
             torso_turn = min(-angle, 2 * math.pi) - min(-self.previous_angle, 2 * math.pi)
-        self.previous_angle = angle
         body_down = any((c.geom1 if c.geom2 == self.floor else c.geom2) in self.body_geoms
                         for c in d.contact[:d.ncon])
+        if "armed" in terms:
+            if info["feet_down"] and height > 0.7 and math.cos(angle) > 0.9 and not body_down:
+                self.armed, self.stood_at = True, angle
+            backward = (min(self.stood_at - angle, 2 * math.pi)
+                        - min(self.stood_at - self.previous_angle, 2 * math.pi))
+            torso_turn = min(torso_turn, 0.0) + (max(backward, 0.0) if self.armed else 0.0)
+            self.armed = self.armed and not body_down
+        self.previous_angle = angle
         mujoco.mj_subtreeVel(self.model, d)
         turn = -float(d.subtree_angmom[1][1]) / self.inertia * DT if "wb" in terms else torso_turn
         on_foot_after_turn = info["feet_down"] and height > 0.7 and angle < -2 * math.pi + 0.45

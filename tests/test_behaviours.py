@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 import pbrl.envs  # noqa: F401  (registers the pbrl/ envs)
 from pbrl.cli import main
 from pbrl.envs.behaviours import count_backflips
-from pbrl.judges import LANDED_RATE, Judge, backflip_steps, judge_name, make_judge
+from pbrl.judges import AIR_TURN_EXTRA, LANDED_RATE, Judge, backflip_steps, judge_name, make_judge
 from pbrl.segments import Segment, SegmentPair
 
 T = 100  # steps per constructed segment
@@ -102,19 +102,20 @@ def test_the_judge_scores_a_clip_as_a_sum_over_its_steps(backflip_judge):
 
 
 def test_the_judge_does_not_count_turning_with_the_body_on_the_floor(backflip_judge):
-    """Rotation counts while the torso and thigh are off the floor: a backward leap that turns 1.5 rad in the air
-    beats a roll along the floor that turns 6 rad (a v7 judge that counted rotation anywhere taught rolling)."""
+    """Rotation counts while the torso and thigh are off the floor, three times over in the air: a backward leap that
+    turns 1.5 rad in the air beats a roll along the floor that turns 6 rad (a v7 judge that counted rotation anywhere
+    taught rolling)."""
     leap = _hopper_segment(np.linspace(0.0, -1.5, T), np.full(T, 2.5))
     roll = _hopper_segment(np.linspace(0.0, -6.0, T), np.full(T, 0.05))  # the torso resting on the floor
     kin = backflip_judge.kinematics
     assert not kin.describe(leap.states)["body_down"].any() and kin.describe(roll.states)["body_down"].all()
-    assert backflip_judge.score(leap) == pytest.approx(1.5)
+    assert backflip_judge.score(leap) == pytest.approx((1 + AIR_TURN_EXTRA) * 1.5)
     np.testing.assert_array_equal(backflip_judge([SegmentPair(roll, leap), SegmentPair(leap, roll)]), [0.0, 1.0])
-    # rocking: back 1 rad in the air, forward 1 rad on the foot, earns nothing
-    heights = np.concatenate([np.full(T // 2, 2.5), np.full(T - T // 2, STANDING)])
-    rock = _hopper_segment(np.concatenate([np.linspace(0.0, -1.0, T // 2), np.linspace(-1.0, 0.0, T - T // 2)]),
-                           heights)
-    assert backflip_judge.score(rock) == pytest.approx(0.0, abs=1e-9)
+    # rocking back 1 rad and forward again earns nothing but the air's extra on the way back: a hop and rock is paid
+    # (2 a radian), though less than a leap that turns on (3 a radian); PPO on this score flipped rather than rocked
+    back_forth = np.concatenate([np.linspace(0.0, -1.0, T // 2), np.linspace(-1.0, 0.0, T - T // 2)])
+    rock = _hopper_segment(back_forth, np.full(T, 2.5))
+    assert backflip_judge.score(rock) == pytest.approx(AIR_TURN_EXTRA * 1.0)
 
 
 def test_the_judge_counts_a_landing_in_the_middle_of_the_clip(backflip_judge):
@@ -131,19 +132,22 @@ def test_the_judge_counts_a_landing_in_the_middle_of_the_clip(backflip_judge):
 
 
 def test_the_judge_counts_coming_forward_again_against_the_turn(backflip_judge):
-    """A leap back onto the head that rolls forward again earns no more than standing still, and less than the same
-    leap carried on over onto the foot: a v8 judge that counted rotation only while the torso was up paid for the
-    leap and let the roll back forward go free, and taught exactly that rock."""
+    """A leap back onto the head that rolls forward again keeps no more than the air's extra on the way back (the
+    turn and the roll forward cancel), and less than the same leap carried on over onto the foot: a v8 judge that
+    counted rotation only while the torso was up paid for the leap and let the roll back forward go free, and taught
+    exactly that rock. (v11 paid the rock nothing; the air's extra, which v12 adds, pays it a little.)"""
     half = T // 2
     leap_heights = np.linspace(1.4, 0.4, half)  # clear of the floor, coming down on the head
     rock = _hopper_segment(np.concatenate([np.linspace(0.0, -3.7, half), np.linspace(-3.7, 0.0, T - half)]),
                            np.concatenate([leap_heights, np.linspace(0.4, STANDING, T - half)]))
     over = _hopper_segment(np.concatenate([np.linspace(0.0, -3.7, half), np.linspace(-3.7, -2 * math.pi, T - half)]),
                            np.concatenate([leap_heights, np.linspace(0.4, STANDING, T - half)]))
-    standing = _hopper_segment(np.zeros(T), np.full(T, STANDING))
-    assert backflip_judge.score(rock) <= backflip_judge.score(standing) + 1e-9
-    assert backflip_judge.score(over) > 2 * math.pi
-    np.testing.assert_array_equal(backflip_judge([SegmentPair(rock, standing), SegmentPair(rock, over)]), [0.5, 0.0])
+    q = backflip_judge.kinematics.describe(rock.states)
+    back_in_air = (-np.diff(q["torso_angle"])).clip(min=0) @ q["airborne"][1:]
+    assert back_in_air > 1.0  # the leap is in the air, so the extra is there to be kept
+    assert backflip_judge.score(rock) <= AIR_TURN_EXTRA * back_in_air + 1e-9
+    assert backflip_judge.score(over) > backflip_judge.score(rock) + 2 * math.pi
+    np.testing.assert_array_equal(backflip_judge([SegmentPair(rock, over)]), [0.0])
 
 
 def test_the_judge_pays_for_standing_only_after_whole_turns(backflip_judge):
@@ -268,7 +272,7 @@ def test_the_one_leg_judge_prefers_running_with_the_front_foot_up():
 
 
 def test_the_judge_scores_each_step_as_the_dense_sweep_paid_it(backflip_judge):
-    """``results/backflip_dense.md`` says PPO paid the v11 judge's per-step score (``torso+clean+land``) found flips:
+    """``results/backflip_dense.md`` says PPO paid the judge's per-step score (``torso+clean+air2+land3``) found flips:
     the sweep computed it from the live simulator, the judge from saved states, and they agree step for step. (They
     did not while the judge counted the torso touching the foot, folded, as the body on the floor.)"""
     import importlib.util
@@ -278,7 +282,7 @@ def test_the_judge_scores_each_step_as_the_dense_sweep_paid_it(backflip_judge):
     spec = importlib.util.spec_from_file_location("backflip_dense_sweep", path)
     sweep = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(sweep)
-    env = sweep.DenseBackflipReward(gym.make("pbrl/HopperBackflip-v0"), "torso+clean+land")
+    env = sweep.DenseBackflipReward(gym.make("pbrl/HopperBackflip-v0"), "torso+clean+air2+land3")
     env.reset(seed=3)
     env.action_space.seed(3)
     data = env.unwrapped.data
@@ -290,5 +294,7 @@ def test_the_judge_scores_each_step_as_the_dense_sweep_paid_it(backflip_judge):
     env.close()
     states = np.array(states)
     assert np.abs(paid).sum() > 1.0  # it turned, so the comparison says something
-    assert backflip_judge.kinematics.describe(states)["body_down"].any()  # and lay on the floor at times
+    q = backflip_judge.kinematics.describe(states)
+    assert q["body_down"].any()  # and lay on the floor at times
+    assert (q["airborne"][1:] & (np.diff(q["torso_angle"]) < 0)).any()  # and turned back in the air
     np.testing.assert_allclose(backflip_steps(backflip_judge, states), paid, atol=1e-9, rtol=0)
