@@ -13,7 +13,9 @@ A variant names its reward terms, joined by "+" (per step of 0.008 s):
   momentum about the centre of mass over its standing inertia, times dt; a bend at the hip does not turn it).
 - ``clean``: the turn counts unless the torso or thigh touches the floor; a forward turn always counts against.
 - ``clean2``: as ``clean``, and the leg (shin) on the floor counts as the body down too: only the foot may touch.
-- ``air``: the backward turn counts while nothing touches the floor (``air2``: twice).
+- ``air``: the backward turn counts while nothing touches the floor (``air2``: twice). ``wbair2``: as ``air2``, but
+  the turn counted in the air is the whole body's (in the air its angular momentum is fixed, so folding at the hip
+  earns nothing there).
 - ``land``: 10 a second standing upright on the foot after whole backward turns (``land3``: 30).
 - ``hup``: 5 a second per metre the torso is above its standing height.
 - ``soft``: with ``land``, standing on the foot after the turn pays in proportion to cos(torso angle) (above 0)
@@ -89,7 +91,8 @@ class DenseBackflipReward(gym.Wrapper):
             self.armed = self.armed and not body_down
         self.previous_angle = angle
         mujoco.mj_subtreeVel(self.model, d)
-        turn = -float(d.subtree_angmom[1][1]) / self.inertia * DT if "wb" in terms else torso_turn
+        body_turn = -float(d.subtree_angmom[1][1]) / self.inertia * DT
+        turn = body_turn if "wb" in terms else torso_turn
         on_foot_after_turn = info["feet_down"] and height > 0.7 and angle < -2 * math.pi + 0.45
         # ``soft``: paid by how upright, so a tilted landing earns some; else only within 26 degrees of upright
         upright = max(math.cos(angle), 0.0) if "soft" in terms else float(math.cos(angle) > 0.9)
@@ -97,8 +100,9 @@ class DenseBackflipReward(gym.Wrapper):
         reward = 0.0
         if terms & {"clean", "clean2"}:
             reward += turn if (turn < 0 or not body_down) else 0.0
-        if terms & {"air", "air2"}:
-            reward += (2.0 if "air2" in terms else 1.0) * (d.ncon == 0) * max(turn, 0.0)
+        if terms & {"air", "air2", "wbair2"}:
+            air_turn = body_turn if "wbair2" in terms else turn
+            reward += (1.0 if "air" in terms else 2.0) * (d.ncon == 0) * max(air_turn, 0.0)
         if terms & {"land", "land3"}:
             reward += (30.0 if "land3" in terms else 10.0) * DT * landed
         if "hup" in terms:
