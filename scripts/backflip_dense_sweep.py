@@ -25,7 +25,8 @@ A variant names its reward terms, joined by "+" (per step of 0.008 s):
 - ``armed``: a flip starts from the foot. The backward turn counts only from standing upright on the foot until the
   torso or thigh next touches the floor, and at most one whole turn from where it last stood; turning on after
   landing on the back (kicking off the floor, spinning) earns nothing until it is back on its foot.
-``torso+clean+land`` is the committed judge's score (``pbrl.judges.backflip_steps``), step for step.
+``torso+clean+air2+land3`` is the committed judge's score (v12, ``pbrl.judges.backflip_steps``), step for step; v11 was
+``torso+clean+land``.
 """
 
 from __future__ import annotations
