@@ -16,7 +16,7 @@ A variant names its reward terms, joined by "+" (per step of 0.008 s):
 - ``air``: the backward turn counts while nothing touches the floor (``air2``: twice). ``wbair2``: as ``air2``, but
   the turn counted in the air is the whole body's (in the air its angular momentum is fixed, so folding at the hip
   earns nothing there).
-- ``land``: 10 a second standing upright on the foot after whole backward turns (``land3``: 30).
+- ``land``: 10 a second standing upright on the foot after whole backward turns (``land3``: 30, ``land10``: 100).
 - ``hup``: 5 a second per metre the torso is above its standing height.
 - ``soft``: with ``land``, standing on the foot after the turn pays in proportion to cos(torso angle) (above 0)
   instead of only within 26° of upright.
@@ -104,8 +104,9 @@ class DenseBackflipReward(gym.Wrapper):
         if terms & {"air", "air2", "wbair2"}:
             air_turn = body_turn if "wbair2" in terms else turn
             reward += (1.0 if "air" in terms else 2.0) * (d.ncon == 0) * max(air_turn, 0.0)
-        if terms & {"land", "land3"}:
-            reward += (30.0 if "land3" in terms else 10.0) * DT * landed
+        rates = {"land": 10.0, "land3": 30.0, "land10": 100.0}
+        for term in terms & rates.keys():
+            reward += rates[term] * DT * landed
         if "hup" in terms:
             reward += 5.0 * DT * max(0.0, height - 1.25)
         return obs, reward, terminated, truncated, info
