@@ -51,6 +51,7 @@ from pbrl.ppo_defaults import policy_kwargs_for_sb3
 
 ENV_ID = "pbrl/HopperBackflip-v0"
 DT = 0.008
+LANDING_RATES = {"land": 10.0, "land3": 30.0, "land10": 100.0}  # per second standing upright after whole turns
 
 
 class DenseBackflipReward(gym.Wrapper):
@@ -104,9 +105,8 @@ class DenseBackflipReward(gym.Wrapper):
         if terms & {"air", "air2", "wbair2"}:
             air_turn = body_turn if "wbair2" in terms else turn
             reward += (1.0 if "air" in terms else 2.0) * (d.ncon == 0) * max(air_turn, 0.0)
-        rates = {"land": 10.0, "land3": 30.0, "land10": 100.0}
-        for term in terms & rates.keys():
-            reward += rates[term] * DT * landed
+        for term in terms & LANDING_RATES.keys():
+            reward += LANDING_RATES[term] * DT * landed
         if "hup" in terms:
             reward += 5.0 * DT * max(0.0, height - 1.25)
         return obs, reward, terminated, truncated, info
