@@ -47,6 +47,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 import pbrl.envs  # noqa: F401  (registers the behaviour envs)
 from pbrl.cli import UsageError, ppo_overrides
 from pbrl.envs.behaviours import count_backflips, upright
+from pbrl.judges import LANDED_SLACK, ON_FOOT_HEIGHT
 from pbrl.ppo_defaults import policy_kwargs_for_sb3
 
 ENV_ID = "pbrl/HopperBackflip-v0"
@@ -85,7 +86,7 @@ class DenseBackflipReward(gym.Wrapper):
         body_down = any((c.geom1 if c.geom2 == self.floor else c.geom2) in self.body_geoms
                         for c in d.contact[:d.ncon])
         if "armed" in terms:
-            if info["feet_down"] and height > 0.7 and upright(angle) and not body_down:
+            if info["feet_down"] and height > ON_FOOT_HEIGHT and upright(angle) and not body_down:
                 self.armed, self.stood_at = True, angle
             backward = (min(self.stood_at - angle, 2 * math.pi)
                         - min(self.stood_at - self.previous_angle, 2 * math.pi))
@@ -95,7 +96,7 @@ class DenseBackflipReward(gym.Wrapper):
         mujoco.mj_subtreeVel(self.model, d)
         body_turn = -float(d.subtree_angmom[1][1]) / self.inertia * DT
         turn = body_turn if "wb" in terms else torso_turn
-        on_foot_after_turn = info["feet_down"] and height > 0.7 and angle < -2 * math.pi + 0.45
+        on_foot_after_turn = info["feet_down"] and height > ON_FOOT_HEIGHT and angle < -2 * math.pi + LANDED_SLACK
         # ``soft``: paid by how upright, so a tilted landing earns some; else only within 26 degrees of upright
         uprightness = max(math.cos(angle), 0.0) if "soft" in terms else float(upright(angle))
         landed = on_foot_after_turn * uprightness
