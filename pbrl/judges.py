@@ -17,7 +17,7 @@ sees, and it is deliberately plain. Scores that differ by less than ``tie`` are 
   clips with terms a per-step reward cannot sum to (caps, "after the turn" bonuses, the clip's maximum); under each
   the agents settled on standing, tipping over, rolling, rocking or bending back at the hip, and none flipped;
   under v11 (this score without the air's extra, landing at 10 a second) eight seeds of eight leapt or spun, unlanded.
-  PPO on this score as its reward flipped within 250k steps in two seeds of five, on v11's in one of three
+  PPO on this score as its reward flipped within 250k steps in four seeds of seven, on v11's in one of three
   (``results/backflip_dense.md``).
 - ``one-leg`` (pbrl/HalfCheetahOneLeg-v0, "run forward on one leg"): forward distance covered while the front foot
   is off the ground, plus a quarter of the distance covered on both legs; flipping onto the back is worst.
