@@ -20,6 +20,9 @@ A variant names its reward terms, joined by "+" (per step of 0.008 s):
 - ``hup``: 5 a second per metre the torso is above its standing height.
 - ``soft``: with ``land``, standing on the foot after the turn pays in proportion to cos(torso angle) (above 0)
   instead of only within 26° of upright.
+- ``near``: with a landing term, the foot down after whole turns, the torso and thigh off the floor, pays the landing
+  rate times (1 + cos(torso angle))/2: nearly all of it upright, nothing upside down, so that a foot put down
+  upside down after the turn (the learned runs' spin) is led towards a landing. Replaces the upright, 0.7 m test.
 - ``one``: only the first whole turn counts (the torso's turn is measured as the change in min(-angle, 2π), so
   spinning on past one turn, or coming back from an overshoot, earns and costs nothing).
 - ``armed``: a flip starts from the foot. The backward turn counts only from standing upright on the foot until the
@@ -96,9 +99,12 @@ class DenseBackflipReward(gym.Wrapper):
         mujoco.mj_subtreeVel(self.model, d)
         body_turn = -float(d.subtree_angmom[1][1]) / self.inertia * DT
         turn = body_turn if "wb" in terms else torso_turn
-        on_foot_after_turn = info["feet_down"] and height > ON_FOOT_HEIGHT and angle < -2 * math.pi + LANDED_SLACK
+        after_turn = info["feet_down"] and angle < -2 * math.pi + LANDED_SLACK
+        on_foot_after_turn = after_turn and height > ON_FOOT_HEIGHT
         # ``soft``: paid by how upright, so a tilted landing earns some; else only within 26 degrees of upright
         uprightness = max(math.cos(angle), 0.0) if "soft" in terms else float(upright(angle))
+        if "near" in terms:
+            on_foot_after_turn, uprightness = after_turn and not body_down, (1.0 + math.cos(angle)) / 2
         landed = on_foot_after_turn * uprightness
         reward = 0.0
         if terms & {"clean", "clean2"}:
