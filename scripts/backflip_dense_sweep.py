@@ -100,12 +100,11 @@ class DenseBackflipReward(gym.Wrapper):
         body_turn = -float(d.subtree_angmom[1][1]) / self.inertia * DT
         turn = body_turn if "wb" in terms else torso_turn
         after_turn = info["feet_down"] and angle < -2 * math.pi + LANDED_SLACK
-        on_foot_after_turn = after_turn and height > ON_FOOT_HEIGHT
-        # ``soft``: paid by how upright, so a tilted landing earns some; else only within 26 degrees of upright
-        uprightness = max(math.cos(angle), 0.0) if "soft" in terms else float(upright(angle))
-        if "near" in terms:
-            on_foot_after_turn, uprightness = after_turn and not body_down, (1.0 + math.cos(angle)) / 2
-        landed = on_foot_after_turn * uprightness
+        if "near" in terms:  # any foot-down after the turn, off the floor, paid by how upright
+            landed = (after_turn and not body_down) * (1.0 + math.cos(angle)) / 2
+        else:  # ``soft``: paid by how upright, so a tilted landing earns some; else only within 26° of upright
+            uprightness = max(math.cos(angle), 0.0) if "soft" in terms else float(upright(angle))
+            landed = (after_turn and height > ON_FOOT_HEIGHT) * uprightness
         reward = 0.0
         if terms & {"clean", "clean2"}:
             reward += turn if (turn < 0 or not body_down) else 0.0
