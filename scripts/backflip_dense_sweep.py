@@ -16,6 +16,12 @@ A variant names its reward terms, joined by "+" (per step of 0.008 s):
 - ``air``: the backward turn counts while nothing touches the floor (``air2``: twice). ``wbair2``: as ``air2``, but
   the turn counted in the air is the whole body's (in the air its angular momentum is fixed, so folding at the hip
   earns nothing there).
+- ``air1``: with ``air2``, the extra counts only for the episode's first whole turn (the change in
+  min(-angle, 2π), the unwrapped angle from the start, which a judge reads from any clip): turning on past a turn,
+  spinning or rocking, earns only the plain turn, which a swing back takes away again.
+- ``fwd3``: forward turning counts against three times (as much as a backward turn in the air earns with
+  ``air2``), wherever it happens, so a rock whose backward swings are in the air and forward swings on the floor no
+  longer gains on each swing.
 - ``land``: 10 a second standing upright on the foot after whole backward turns (``land3``: 30, ``land10``: 100).
 - ``hup``: 5 a second per metre the torso is above its standing height.
 - ``soft``: with ``land``, standing on the foot after the turn pays in proportion to cos(torso angle) (above 0)
@@ -55,6 +61,7 @@ from pbrl.ppo_defaults import policy_kwargs_for_sb3
 
 ENV_ID = "pbrl/HopperBackflip-v0"
 DT = 0.008
+AIR_EXTRA_OF = {"air": 1.0, "air2": 2.0}  # a backward turn in the air counts this much more again
 LANDING_RATES = {"land": 10.0, "land3": 30.0, "land10": 100.0}  # per second standing upright after whole turns
 
 
@@ -95,7 +102,7 @@ class DenseBackflipReward(gym.Wrapper):
                         - min(self.stood_at - self.previous_angle, 2 * math.pi))
             torso_turn = min(torso_turn, 0.0) + (max(backward, 0.0) if self.armed else 0.0)
             self.armed = self.armed and not body_down
-        self.previous_angle = angle
+        previous, self.previous_angle = self.previous_angle, angle
         mujoco.mj_subtreeVel(self.model, d)
         body_turn = -float(d.subtree_angmom[1][1]) / self.inertia * DT
         turn = body_turn if "wb" in terms else torso_turn
@@ -108,9 +115,13 @@ class DenseBackflipReward(gym.Wrapper):
         reward = 0.0
         if terms & {"clean", "clean2"}:
             reward += turn if (turn < 0 or not body_down) else 0.0
-        if terms & {"air", "air2", "wbair2"}:
+        if "fwd3" in terms:  # forward turning costs as much as a backward turn in the air earns
+            reward += AIR_EXTRA_OF["air2"] * min(turn, 0.0)
+        if terms & {"air", "air2", "wbair2"}:  # ``air1`` modifies air2
             air_turn = body_turn if "wbair2" in terms else turn
-            reward += (1.0 if "air" in terms else 2.0) * (d.ncon == 0) * max(air_turn, 0.0)
+            if "air1" in terms:  # the extra only for the episode's first whole turn, counted from the start
+                air_turn = min(-angle, 2 * math.pi) - min(-previous, 2 * math.pi)
+            reward += AIR_EXTRA_OF["air" if "air" in terms else "air2"] * (d.ncon == 0) * max(air_turn, 0.0)
         for term in terms & LANDING_RATES.keys():
             reward += LANDING_RATES[term] * DT * landed
         if "hup" in terms:
