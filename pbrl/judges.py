@@ -65,12 +65,13 @@ class Judge:
         return labels
 
 
-def backflip_steps(judge: Judge, states: np.ndarray) -> np.ndarray:
-    """The backflip judge's score of each step between consecutive saved states.  # (T-1,)
+def backflip_terms(judge: Judge, states: np.ndarray) -> dict[str, np.ndarray]:
+    """The backflip judge's score of each step between consecutive saved states, term by term.  # each (T-1,)
 
-    Backward rotation of the torso (rad) unless the torso or thigh is on the floor at the step's end, ``AIR_TURN_EXTRA``
-    times more when nothing touches the floor, less any forward rotation, + ``LANDED_RATE`` per second for ending the
-    step upright on the foot after whole turns.
+    ``backward``: backward rotation of the torso (rad) unless the torso or thigh is on the floor at the step's end;
+    ``air``: ``AIR_TURN_EXTRA`` times the backward rotation when nothing touches the floor; ``forward``: any forward
+    rotation (negative); ``landing``: ``LANDED_RATE`` per second for ending the step upright on the foot after whole
+    turns.
     """
     # loads MuJoCo, so only when a backflip is judged
     from pbrl.envs.behaviours import upright
@@ -78,11 +79,16 @@ def backflip_steps(judge: Judge, states: np.ndarray) -> np.ndarray:
     q = judge.kinematics.describe(states)
     angle = q["torso_angle"]
     turned = -np.diff(angle)  # rooty decreases when the torso turns backwards
-    counted = np.where((turned < 0) | ~q["body_down"][1:], turned, 0.0)
-    counted += AIR_TURN_EXTRA * q["airborne"][1:] * np.maximum(turned, 0.0)
+    back = np.maximum(turned, 0.0)
     after, height, feet = angle[1:], q["torso_height"][1:], q["feet_down"][1:]
     landed = feet & upright(after) & (height > ON_FOOT_HEIGHT) & (after < -2 * math.pi + LANDED_SLACK)
-    return counted + LANDED_RATE * judge.dt * landed
+    return {"backward": np.where(q["body_down"][1:], 0.0, back), "air": AIR_TURN_EXTRA * q["airborne"][1:] * back,
+            "forward": np.minimum(turned, 0.0), "landing": LANDED_RATE * judge.dt * landed}
+
+
+def backflip_steps(judge: Judge, states: np.ndarray) -> np.ndarray:
+    """The backflip judge's score of each step: the sum of ``backflip_terms``.  # (T-1,)"""
+    return sum(backflip_terms(judge, states).values())
 
 
 def backflip_score(judge: Judge, segment: Segment) -> float:

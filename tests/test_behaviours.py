@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -163,6 +164,17 @@ def test_the_judge_pays_for_standing_only_after_whole_turns(backflip_judge):
     assert backflip_judge.score(before) == backflip_judge.score(half_way) == 0.0
 
 
+def _load_script(name: str):
+    """A module of ``scripts/`` (not a package), loaded from its file."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_a_tiny_backflip_run_with_the_judge_goes_end_to_end(tmp_path, capsys):
     """The judge labels 1 s clips (the backflip's default segment length) and the evals count flips: at the end,
     during the run (--eval-every), and for the kept best policy with ``pbrl eval``."""
@@ -184,7 +196,15 @@ def test_a_tiny_backflip_run_with_the_judge_goes_end_to_end(tmp_path, capsys):
     assert len(metrics["best"]["flips_per_episode"]) == 1
     assert "learned_judge_return_corr" in metrics  # the judge's score stands in for the true return (0 here)
     assert main(["eval", "--run-dir", str(run / "best"), "--episodes", "2"]) == 0
-    assert len(json.loads(capsys.readouterr().out)["flips_per_episode"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["flips_per_episode"]) == 2
+    # the score breakdown replays the same episodes as pbrl eval, and its terms add up to the judge's score
+    parts = _load_script("backflip_score_breakdown").breakdown(str(run / "best"), 2)
+    assert parts["furthest_back_turn_per_episode"] == report["furthest_back_turn_per_episode"]
+    assert parts["flips_per_episode"] == report["flips_per_episode"]
+    terms = parts["per_episode"]
+    assert set(terms) == {"backward", "air", "forward", "landing", "score"}
+    assert terms["score"] == pytest.approx(sum(v for k, v in terms.items() if k != "score"), abs=0.03)
 
 
 def test_judges_are_named_like_labelers():
@@ -248,6 +268,13 @@ def test_the_video_command_writes_a_playable_file(tiny_hopper_run, tmp_path, cap
     assert frames.std() > 5
 
 
+def test_the_score_breakdown_of_another_env_is_one_line(tiny_hopper_run, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["backflip_score_breakdown.py", str(tiny_hopper_run)])
+    assert _load_script("backflip_score_breakdown").main() == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "trains Hopper-v5" in err
+
+
 def test_the_video_command_refuses_other_formats(tiny_hopper_run, capsys):
     assert main(["video", "--run-dir", str(tiny_hopper_run), "--out", "x.avi"]) == 2
     assert ".mp4 or .gif" in capsys.readouterr().err
@@ -275,13 +302,7 @@ def test_the_judge_scores_each_step_as_the_dense_sweep_paid_it(backflip_judge):
     """``results/backflip_dense.md`` says PPO paid the judge's per-step score (``torso+clean+air2+land3``) found flips:
     the sweep computed it from the live simulator, the judge from saved states, and they agree step for step. (They
     did not while the judge counted the torso touching the foot, folded, as the body on the floor.)"""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[1] / "scripts" / "backflip_dense_sweep.py"
-    spec = importlib.util.spec_from_file_location("backflip_dense_sweep", path)
-    sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sweep)
+    sweep = _load_script("backflip_dense_sweep")
     env = sweep.DenseBackflipReward(gym.make("pbrl/HopperBackflip-v0"), "torso+clean+air2+land3")
     env.reset(seed=3)
     env.action_space.seed(3)
