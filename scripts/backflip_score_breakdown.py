@@ -45,7 +45,8 @@ def breakdown(path: str, episodes: int, seed: int | None = None) -> dict[str, ob
             sums[term] = sums.get(term, 0.0) + float(steps.sum())
     terms = {term: round(total / episodes, 2) for term, total in sums.items()}
     angles = [e[STATE_KEY][:, 2] for e in played]  # rooty falls as the torso turns back
-    return {"run": path, "episodes": episodes, "per_episode": {**terms, "score": round(sum(terms.values()), 2)},
+    score = round(sum(sums.values()) / episodes, 2)
+    return {"run": path, "episodes": episodes, "per_episode": {**terms, "score": score},
             "net_turn_per_episode": [round(float(a[0] - a[-1]), 2) for a in angles],
             **behaviour_summary(ENV_ID, [{"torso_angle": a, "feet_down": e["feet_down"]}
                                          for a, e in zip(angles, played, strict=True)])}
