@@ -9,16 +9,17 @@ sees, and it is deliberately plain. Scores that differ by less than ``tie`` are 
 - ``backflip`` (pbrl/HopperBackflip-v0, "do a backflip and land on your foot"): the clip's score is a sum over its
   steps, so that a reward model, which sums a reward per step, can represent it exactly. Each step earns the torso's
   backward rotation in it, unless the torso or the thigh is on the floor (rolling along the ground is not a flip),
-  and three times that while nothing touches the floor at all (a flip is turned in the air, not by tipping over);
-  forward rotation counts against the clip wherever it happens (coming back the way it went undoes the turn). Every
-  moment spent standing upright on the foot after one or more whole backward turns earns ``LANDED_RATE`` per second
-  (from the simulator's unwrapped torso angle, which is why the judge can tell a landed flip from standing still,
-  even when the turn began before the clip). Ten earlier judges (``results/backflip_attempts.md``) scored whole
-  clips with terms a per-step reward cannot sum to (caps, "after the turn" bonuses, the clip's maximum); under each
-  the agents settled on standing, tipping over, rolling, rocking or bending back at the hip, and none flipped;
-  under v11 (this score without the air's extra, landing at 10 a second) eight seeds of eight leapt or spun, unlanded.
-  PPO on this score as its reward flipped within 250k steps in four seeds of seven, on v11's in one of three
-  (``results/backflip_dense.md``).
+  and three times that while nothing touches the floor at all (a flip is turned in the air, not by tipping over).
+  Forward rotation counts against the clip wherever it happens (coming back the way it went undoes the turn), and
+  three times over once the torso is past a whole backward turn, so that swinging back and forth after the turn
+  gains nothing. Every moment with the foot down after one or more whole backward turns, the torso and thigh off
+  the floor, earns ``LANDED_RATE`` per second times how upright the torso is ((1 + cos angle) / 2: all of it
+  upright, none upside down), so a foot put down after the turn is led towards a landing. Whole turns are read from
+  the simulator's unwrapped torso angle, which is why the judge can tell a landed flip from standing still, even
+  when the turn began before the clip. This is v16; fifteen earlier judges (``results/backflip_attempts.md``)
+  taught standing, tipping over, rolling, rocking, spinning, or a leap onto the back, and no flip that held.
+  PPO on v12's score (this one with the landing only within 26 degrees of upright and forward rotation counted
+  once) as its reward flipped within 250k steps in four seeds of seven (``results/backflip_dense.md``).
 - ``one-leg`` (pbrl/HalfCheetahOneLeg-v0, "run forward on one leg"): forward distance covered while the front foot
   is off the ground, plus a quarter of the distance covered on both legs; flipping onto the back is worst.
 """
@@ -32,10 +33,10 @@ import numpy as np
 
 from pbrl.segments import Segment, SegmentPair
 
-LANDED_RATE = 30.0  # radians' worth per second standing upright on the foot after whole backward turns
-AIR_TURN_EXTRA = 2.0  # a backward turn while nothing touches the floor counts this much more again
-ON_FOOT_HEIGHT = 0.7  # metres: a landing holds the torso at least this high (upright and low is a body on the floor)
-LANDED_SLACK = 0.45  # radians: a landing may stop this short of a whole turn (about the upright tilt, 26 degrees)
+LANDED_RATE = 30.0  # radians' worth per second with the foot down, upright, after whole backward turns
+AIR_TURN_EXTRA = 2.0  # a backward turn while nothing touches the floor counts this much more again; so does a
+#                       forward turn past a whole backward turn
+LANDED_SLACK = 0.45  # radians: "past a whole turn" starts this short of one (about the upright tilt, 26 degrees)
 FRONT_FOOT_UP_Z = 0.25  # metres: the cheetah's front foot counts as lifted above this
 ON_BACK_PENALTY = 100.0  # metres' worth: a cheetah on its back loses to any running
 
@@ -70,20 +71,20 @@ def backflip_terms(judge: Judge, states: np.ndarray) -> dict[str, np.ndarray]:
 
     ``backward``: backward rotation of the torso (rad) unless the torso or thigh is on the floor at the step's end;
     ``air``: ``AIR_TURN_EXTRA`` times the backward rotation when nothing touches the floor; ``forward``: any forward
-    rotation (negative); ``landing``: ``LANDED_RATE`` per second for ending the step upright on the foot after whole
-    turns.
+    rotation (negative), ``1 + AIR_TURN_EXTRA`` times over past a whole turn; ``landing``: ``LANDED_RATE`` per second
+    times (1 + cos angle) / 2 for ending the step with the foot down past a whole turn, the torso and thigh off the
+    floor. "Past a whole turn" is the unwrapped angle at the step's end, within ``LANDED_SLACK`` of one or beyond.
     """
-    # loads MuJoCo, so only when a backflip is judged
-    from pbrl.envs.behaviours import upright
-
     q = judge.kinematics.describe(states)
     angle = q["torso_angle"]
     turned = -np.diff(angle)  # rooty decreases when the torso turns backwards
     back = np.maximum(turned, 0.0)
-    after, height, feet = angle[1:], q["torso_height"][1:], q["feet_down"][1:]
-    landed = feet & upright(after) & (height > ON_FOOT_HEIGHT) & (after < -2 * math.pi + LANDED_SLACK)
-    return {"backward": np.where(q["body_down"][1:], 0.0, back), "air": AIR_TURN_EXTRA * q["airborne"][1:] * back,
-            "forward": np.minimum(turned, 0.0), "landing": LANDED_RATE * judge.dt * landed}
+    after, feet, body_down = angle[1:], q["feet_down"][1:], q["body_down"][1:]
+    past = after < -2 * math.pi + LANDED_SLACK
+    landed = (feet & past & ~body_down) * (1.0 + np.cos(after)) / 2
+    forward = np.minimum(turned, 0.0) * (1 + AIR_TURN_EXTRA * past)
+    return {"backward": np.where(body_down, 0.0, back), "air": AIR_TURN_EXTRA * q["airborne"][1:] * back,
+            "forward": forward, "landing": LANDED_RATE * judge.dt * landed}
 
 
 def backflip_steps(judge: Judge, states: np.ndarray) -> np.ndarray:

@@ -22,6 +22,9 @@ A variant names its reward terms, joined by "+" (per step of 0.008 s):
 - ``fwd3``: forward turning counts against three times (as much as a backward turn in the air earns with
   ``air2``), wherever it happens, so a rock whose backward swings are in the air and forward swings on the floor no
   longer gains on each swing.
+- ``fwd3t``: as ``fwd3``, but only past a whole turn (the torso's unwrapped angle below -2π + the landing slack at the
+  step's end): before the first turn the rock and the spin that grows out of it pay as under ``air2``; after it, a
+  swing back costs what the swing out earned, so only turning on or landing gains.
 - ``land``: 10 a second standing upright on the foot after whole backward turns (``land3``: 30, ``land10``: 100).
 - ``hup``: 5 a second per metre the torso is above its standing height.
 - ``soft``: with ``land``, standing on the foot after the turn pays in proportion to cos(torso angle) (above 0)
@@ -34,8 +37,8 @@ A variant names its reward terms, joined by "+" (per step of 0.008 s):
 - ``armed``: a flip starts from the foot. The backward turn counts only from standing upright on the foot until the
   torso or thigh next touches the floor, and at most one whole turn from where it last stood; turning on after
   landing on the back (kicking off the floor, spinning) earns nothing until it is back on its foot.
-``torso+clean+air2+land3`` is the committed judge's score (v12, ``pbrl.judges.backflip_steps``), step for step; v11 was
-``torso+clean+land``.
+``torso+clean+air2+land3+near+fwd3t`` is the committed judge's score (v16, ``pbrl.judges.backflip_steps``), step for
+step; v12 was ``torso+clean+air2+land3`` and v11 ``torso+clean+land``.
 """
 
 from __future__ import annotations
@@ -56,12 +59,13 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 import pbrl.envs  # noqa: F401  (registers the behaviour envs)
 from pbrl.cli import UsageError, ppo_overrides
 from pbrl.envs.behaviours import count_backflips, upright
-from pbrl.judges import LANDED_SLACK, ON_FOOT_HEIGHT
+from pbrl.judges import LANDED_SLACK
 from pbrl.ppo_defaults import policy_kwargs_for_sb3
 
 ENV_ID = "pbrl/HopperBackflip-v0"
 DT = 0.008
 AIR_EXTRA_OF = {"air": 1.0, "air2": 2.0}  # a backward turn in the air counts this much more again
+ON_FOOT_HEIGHT = 0.7  # metres: a landing holds the torso at least this high (except ``near``)
 LANDING_RATES = {"land": 10.0, "land3": 30.0, "land10": 100.0}  # per second standing upright after whole turns
 
 
@@ -115,8 +119,8 @@ class DenseBackflipReward(gym.Wrapper):
         reward = 0.0
         if terms & {"clean", "clean2"}:
             reward += turn if (turn < 0 or not body_down) else 0.0
-        if "fwd3" in terms:  # forward turning costs as much as a backward turn in the air earns
-            reward += AIR_EXTRA_OF["air2"] * min(turn, 0.0)
+        if "fwd3" in terms or ("fwd3t" in terms and angle < -2 * math.pi + LANDED_SLACK):
+            reward += AIR_EXTRA_OF["air2"] * min(turn, 0.0)  # forward turning costs as much as the air earns
         if terms & {"air", "air2", "wbair2"}:  # ``air1`` modifies air2
             air_turn = body_turn if "wbair2" in terms else turn
             if "air1" in terms:  # the extra only for the episode's first whole turn, counted from the start

@@ -13,7 +13,7 @@ from gymnasium.utils.env_checker import check_env
 import pbrl.envs  # noqa: F401  (registers the pbrl/ envs)
 from pbrl.cli import main
 from pbrl.envs.behaviours import count_backflips
-from pbrl.judges import AIR_TURN_EXTRA, LANDED_RATE, Judge, backflip_steps, judge_name, make_judge
+from pbrl.judges import AIR_TURN_EXTRA, LANDED_RATE, Judge, backflip_steps, backflip_terms, judge_name, make_judge
 from pbrl.segments import Segment, SegmentPair
 
 T = 100  # steps per constructed segment
@@ -152,16 +152,32 @@ def test_the_judge_counts_coming_forward_again_against_the_turn(backflip_judge):
 
 
 def test_the_judge_pays_for_standing_only_after_whole_turns(backflip_judge):
-    """Standing upright on the foot earns every moment after one or more whole backward turns, even when the turn
-    was before the clip, and nothing before any turn (a first judge paid for standing, and taught it)."""
+    """The foot down earns every moment after one or more whole backward turns, even when the turn was before the
+    clip, by how upright the torso is, and nothing before any turn (a first judge paid for standing, and taught it)."""
     after_a_flip = _hopper_segment(np.full(T, -2 * math.pi), np.full(T, STANDING))
     after_two = _hopper_segment(np.full(T, -4 * math.pi + 0.2), np.full(T, STANDING))
+    tilted = _hopper_segment(np.full(T, -2 * math.pi + 0.4), np.full(T, STANDING))  # 23 degrees short of upright
     before = _hopper_segment(np.zeros(T), np.full(T, STANDING))
     half_way = _hopper_segment(np.full(T, -math.pi), np.full(T, STANDING))  # upside down, on its head
     every_moment = (T - 1) * backflip_judge.dt * LANDED_RATE
     assert backflip_judge.score(after_a_flip) == pytest.approx(every_moment)
-    assert backflip_judge.score(after_two) == pytest.approx(every_moment)
+    assert backflip_judge.score(after_two) == pytest.approx(every_moment * (1 + math.cos(0.2)) / 2)
+    assert every_moment > backflip_judge.score(tilted) == pytest.approx(every_moment * (1 + math.cos(0.4)) / 2)
     assert backflip_judge.score(before) == backflip_judge.score(half_way) == 0.0
+
+
+def test_the_judge_pays_nothing_for_rocking_after_a_whole_turn(backflip_judge):
+    """Past a whole turn, a swing forward costs what the swing back earned in the air, so rocking there gains
+    nothing; before one, it is paid the air's extra (v13's agents turned once and then rocked on a folded leg, and
+    the judge paid each swing back)."""
+    swing = np.concatenate([np.linspace(0.0, -1.0, T // 2), np.linspace(-1.0, 0.0, T - T // 2)])
+    after_turn = _hopper_segment(swing - 2 * math.pi - 0.5, np.full(T, 2.5))  # in the air, past a whole turn
+    before_turn = _hopper_segment(swing - 1.0, np.full(T, 2.5))
+    assert backflip_judge.score(after_turn) == pytest.approx(0.0, abs=1e-9)
+    assert backflip_judge.score(before_turn) == pytest.approx(AIR_TURN_EXTRA * 1.0)
+    # turning on past the turn still earns, three times over in the air
+    on = _hopper_segment(np.linspace(-2 * math.pi - 0.5, -2 * math.pi - 1.5, T), np.full(T, 2.5))
+    assert backflip_judge.score(on) == pytest.approx((1 + AIR_TURN_EXTRA) * 1.0)
 
 
 def _load_script(name: str):
@@ -300,15 +316,22 @@ def test_the_one_leg_judge_prefers_running_with_the_front_foot_up():
                                   [1.0, 0.0])
 
 
-def test_the_judge_scores_each_step_as_the_dense_sweep_paid_it(backflip_judge):
-    """``results/backflip_dense.md`` says PPO paid the judge's per-step score (``torso+clean+air2+land3``) found flips:
-    the sweep computed it from the live simulator, the judge from saved states, and they agree step for step. (They
-    did not while the judge counted the torso touching the foot, folded, as the body on the floor.)"""
+@pytest.mark.parametrize("turned_before", [0.0, 2 * math.pi])
+def test_the_judge_scores_each_step_as_the_dense_sweep_paid_it(backflip_judge, turned_before):
+    """``results/backflip_dense.md`` says what PPO did when paid the judge's per-step score directly (the sweep's
+    ``torso+clean+air2+land3+near+fwd3t``): the sweep computes it from the live simulator, the judge from saved
+    states, and they agree step for step, from a standing start and from one already a whole turn round (where the
+    landing and the dearer forward turn apply). (They did not while the judge counted the torso touching the foot,
+    folded, as the body on the floor.)"""
     sweep = _load_script("backflip_dense_sweep")
-    env = sweep.DenseBackflipReward(gym.make("pbrl/HopperBackflip-v0"), "torso+clean+air2+land3")
+    env = sweep.DenseBackflipReward(gym.make("pbrl/HopperBackflip-v0"), "torso+clean+air2+land3+near+fwd3t")
     env.reset(seed=3)
-    env.action_space.seed(3)
     data = env.unwrapped.data
+    qpos = data.qpos.copy()
+    qpos[2] -= turned_before
+    env.unwrapped.set_state(qpos, data.qvel.copy())
+    env.previous_angle = float(qpos[2])
+    env.action_space.seed(3)
     states, paid = [np.concatenate([data.qpos, data.qvel])], []
     for _ in range(250):
         _, reward, *_ = env.step(env.action_space.sample())
@@ -320,4 +343,9 @@ def test_the_judge_scores_each_step_as_the_dense_sweep_paid_it(backflip_judge):
     q = backflip_judge.kinematics.describe(states)
     assert q["body_down"].any()  # and lay on the floor at times
     assert (q["airborne"][1:] & (np.diff(q["torso_angle"]) < 0)).any()  # and turned back in the air
+    terms = backflip_terms(backflip_judge, states)
+    if turned_before:  # it stood on its foot a whole turn round, and turned forward there
+        assert terms["landing"].sum() > 0 and (np.diff(q["torso_angle"]) > 0).any()
+    else:
+        assert terms["landing"].sum() == 0
     np.testing.assert_allclose(backflip_steps(backflip_judge, states), paid, atol=1e-9, rtol=0)
