@@ -255,6 +255,19 @@ def test_count_backflips(phases, flips):
     assert count_backflips(*_trajectory(*phases)) == flips
 
 
+def test_the_committed_backflip_policy_flips_as_reported(capsys):
+    """``results/backflip_policy`` (the kept best policy of the v16 run that flipped, README's gif) reproduces issue 4's
+    acceptance without retraining: ``pbrl eval`` counts a flip in at least 4 of 5 deterministic episodes."""
+    import json
+    from pathlib import Path
+
+    committed = Path(__file__).parents[1] / "results" / "backflip_policy"
+    assert main(["eval", "--run-dir", str(committed), "--episodes", "5"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["env_id"] == "pbrl/HopperBackflip-v0" and len(report["flips_per_episode"]) == 5
+    assert report["episodes_with_a_flip"] >= 4
+
+
 def test_an_unknown_judge_or_the_wrong_env_is_one_line(capsys, tmp_path):
     assert main(["train", "--env", "Hopper-v5", "--labeler", "judge:nope", "--run-dir", str(tmp_path / "a")]) == 2
     assert "judge:backflip" in capsys.readouterr().err
