@@ -25,6 +25,8 @@ A variant names its reward terms, joined by "+" (per step of 0.008 s):
 - ``fwd3t``: as ``fwd3``, but only past a whole turn (the torso's unwrapped angle below -2π + the landing slack at the
   step's end): before the first turn the rock and the spin that grows out of it pay as under ``air2``; after it, a
   swing back costs what the swing out earned, so only turning on or landing gains.
+- ``fwd3a``: with ``fwd3t``, forward turning while nothing touches the floor counts three times as well, the mirror of
+  ``air2``: a swing back and forth in the air (folding and unfolding at the hip turns the torso) gains nothing.
 - ``land``: 10 a second standing upright on the foot after whole backward turns (``land3``: 30, ``land10``: 100).
 - ``hup``: 5 a second per metre the torso is above its standing height.
 - ``soft``: with ``land``, standing on the foot after the turn pays in proportion to cos(torso angle) (above 0)
@@ -119,7 +121,8 @@ class DenseBackflipReward(gym.Wrapper):
         reward = 0.0
         if terms & {"clean", "clean2"}:
             reward += turn if (turn < 0 or not body_down) else 0.0
-        if "fwd3" in terms or ("fwd3t" in terms and angle < -2 * math.pi + LANDED_SLACK):
+        if ("fwd3" in terms or ("fwd3t" in terms and angle < -2 * math.pi + LANDED_SLACK)
+                or ("fwd3a" in terms and d.ncon == 0)):
             reward += AIR_EXTRA_OF["air2"] * min(turn, 0.0)  # forward turning costs as much as the air earns
         if terms & {"air", "air2", "wbair2"}:  # ``air1`` modifies air2
             air_turn = body_turn if "wbair2" in terms else turn
