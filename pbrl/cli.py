@@ -209,17 +209,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from pbrl.evaluation import load_obs_rms, policy_report
-    from pbrl.rollout import RelabelingPPO
+    from pbrl.evaluation import EVAL_COMMAND_SEED, load_saved_policy, policy_report
 
     run = RunDir(args.run_dir)
     run.check_existing()
     if args.episodes <= 0:
         raise UsageError(f"--episodes must be a positive number, got {args.episodes}")
-    cfg = TrainConfig.load(run.config)
-    model = RelabelingPPO.load(str(run.policy), device="cpu")
-    obs_rms = load_obs_rms(run.vecnormalize) if cfg.ppo.get("normalize", True) else None
-    report = policy_report(model, cfg.env_id, args.episodes, cfg.seed + 20_000, obs_rms,
+    cfg, model, obs_rms = load_saved_policy(run)
+    report = policy_report(model, cfg.env_id, args.episodes, cfg.seed + EVAL_COMMAND_SEED, obs_rms,
                            deterministic=not args.stochastic, max_episode_steps=cfg.episode_steps)
     print(json.dumps({"env_id": cfg.env_id, "reward": cfg.reward, **report}, indent=2))
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -17,11 +18,31 @@ from pbrl.envs import make_env
 from pbrl.reward_model import RewardEnsemble
 from pbrl.segments import Segment, stack
 
+if TYPE_CHECKING:
+    from pbrl.config import TrainConfig
+    from pbrl.run_dir import RunDir
+
+#: Seed offset of the episodes ``pbrl eval`` plays (the run's seed plus this), so other tools can replay them.
+EVAL_COMMAND_SEED = 20_000
+
 
 def load_obs_rms(path: str | Path) -> RunningMeanStd:
     """The observation statistics saved with a run's VecNormalize (what ``VecNormalize.load`` unpickles)."""
     with open(path, "rb") as fh:
         return pickle.load(fh).obs_rms
+
+
+def load_saved_policy(run: RunDir) -> tuple[TrainConfig, BaseAlgorithm, RunningMeanStd | None]:
+    """A run directory's config, saved policy (on the CPU) and the observation statistics it was trained
+    with (None without observation normalisation): what ``pbrl eval``, ``pbrl video`` and the scripts replay."""
+    from pbrl.config import TrainConfig
+    from pbrl.rollout import RelabelingPPO
+
+    run.check_existing()
+    cfg = TrainConfig.load(run.config)
+    model = RelabelingPPO.load(str(run.policy), device="cpu")
+    obs_rms = load_obs_rms(run.vecnormalize) if cfg.ppo.get("normalize", True) else None
+    return cfg, model, obs_rms
 
 
 def eval_venv(env_id: str, seed: int, obs_rms: RunningMeanStd | None, max_episode_steps: int | None = None

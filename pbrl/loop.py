@@ -396,7 +396,8 @@ class PreferenceRun:
     # -- evaluations during the run (--eval-every) ---------------------------------------------------------
 
     #: Seed offsets of the episodes each evaluation plays: the run's own (--eval-every), the final one in
-    #: metrics.json, and ``pbrl eval``'s (20_000) differ, so a policy picked on one set is reported on another.
+    #: metrics.json, and ``pbrl eval``'s (``EVAL_COMMAND_SEED``) differ, so a policy picked on one set is reported
+    #: on another.
     EVAL_SEED, FINAL_SEED = 30_000, 10_000
 
     def _report(self, model, obs_rms, seed_offset: int) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from pbrl.config import TrainConfig
 from pbrl.extras import require
 from pbrl.run_dir import RunDir
 
@@ -48,18 +47,13 @@ def record_run_video(run_dir: str | Path, out: str | Path, episodes: int = 1, si
     """Render ``episodes`` episodes of the run's deterministic policy to ``out``; returns what was written."""
     from pbrl.envs.render import ClipRenderer
     from pbrl.envs.wrappers import STATE_KEY
-    from pbrl.evaluation import behaviour_keys, behaviour_summary, load_obs_rms, rollout_infos
-    from pbrl.rollout import RelabelingPPO
+    from pbrl.evaluation import behaviour_keys, behaviour_summary, load_saved_policy, rollout_infos
 
     out = Path(out)
     if out.suffix not in (".mp4", ".gif"):
         raise VideoError(f"--out must end in .mp4 or .gif, got {out.name!r}")
     require_video_writer()
-    run = RunDir(run_dir)
-    run.check_existing()
-    cfg = TrainConfig.load(run.config)
-    model = RelabelingPPO.load(str(run.policy), device="cpu")
-    obs_rms = load_obs_rms(run.vecnormalize) if cfg.ppo.get("normalize", True) else None
+    cfg, model, obs_rms = load_saved_policy(RunDir(run_dir))
     seed = cfg.seed + 40_000 if seed is None else seed
     try:
         renderer = ClipRenderer(cfg.env_id, size, cfg.episode_steps)

@@ -16,27 +16,21 @@ import argparse
 import json
 import sys
 
-from pbrl.config import TrainConfig
 from pbrl.envs.wrappers import STATE_KEY
-from pbrl.evaluation import behaviour_summary, load_obs_rms, rollout_infos
+from pbrl.evaluation import EVAL_COMMAND_SEED, behaviour_summary, load_saved_policy, rollout_infos
 from pbrl.judges import backflip_terms, make_judge
-from pbrl.rollout import RelabelingPPO
 from pbrl.run_dir import RunDir, RunDirError
 
 ENV_ID = "pbrl/HopperBackflip-v0"
 
 
 def breakdown(path: str, episodes: int, seed: int | None = None) -> dict[str, object]:
-    run = RunDir(path)
-    run.check_existing()
-    cfg = TrainConfig.load(run.config)
+    cfg, model, obs_rms = load_saved_policy(RunDir(path))
     if cfg.env_id != ENV_ID:
         raise RunDirError(f"{path} trains {cfg.env_id}; this breaks down the backflip judge's score on {ENV_ID}")
-    model = RelabelingPPO.load(str(run.policy), device="cpu")
-    obs_rms = load_obs_rms(run.vecnormalize) if cfg.ppo.get("normalize", True) else None
     # pbrl eval's own rollout, so the same episodes: the simulator state after each step (the turn in the first step,
     # from the reset state, is left out: a few thousandths of a radian from standing)
-    played = rollout_infos(model, ENV_ID, episodes, cfg.seed + 20_000 if seed is None else seed, obs_rms,
+    played = rollout_infos(model, ENV_ID, episodes, cfg.seed + EVAL_COMMAND_SEED if seed is None else seed, obs_rms,
                            [STATE_KEY, "feet_down"], max_episode_steps=cfg.episode_steps)
     judge = make_judge("backflip")
     sums: dict[str, float] = {}
@@ -57,7 +51,7 @@ def main() -> int:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--episodes", type=int, default=5)
     p.add_argument("--seed", type=int, default=None,
-                   help="the env's seed (default: pbrl eval's, the run's seed + 20000)")
+                   help=f"the env's seed (default: pbrl eval's, the run's seed + {EVAL_COMMAND_SEED})")
     a = p.parse_args()
     if a.episodes <= 0:
         p.error(f"--episodes must be a positive number, got {a.episodes}")
