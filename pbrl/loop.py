@@ -493,6 +493,7 @@ class PreferenceRun:
                 self.wait_for_answers(lambda c: c.n_pending == 0, bar, f"the first {self.schedule.n_initial} labels")
             self.fit(cfg.pretrain_epochs)
             state.pretrained = True
+            state.wall_time_s = time.perf_counter() - start
             self.checkpoint()
         # ---- 2. rounds: PPO on the current reward, then ask, label and refit
         while self.ppo.num_timesteps < cfg.total_timesteps:

@@ -47,6 +47,14 @@ def _stopped_in_round(cfg, round_: int, monkeypatch):
     return session.run_dir
 
 
+def test_wall_time_covers_pretraining(tiny_config, monkeypatch):
+    """The checkpoint after pretraining already counts its time, so a run's wall time includes it."""
+    run = _stopped_in_round(tiny_config(), 1, monkeypatch)
+    state = json.loads(run.state.read_text())  # written after pretraining, before round 1's checkpoint
+    assert state["pretrained"] and state["round"] == 0
+    assert state["wall_time_s"] >= state["fit_time_s"] > 0
+
+
 def test_evaluations_during_the_run_keep_the_best_policy(tiny_config, monkeypatch, capsys):
     """--eval-every: one evaluation a round, logged; best/ holds the policy that scored best, which replays the
     recorded returns; a resumed run does not evaluate again at once; metrics report best/ on other episodes."""
