@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     vid.add_argument("--max-steps", type=int, default=None, help="record at most this many steps per episode")
 
     st = sub.add_parser("status", help="one JSON object describing a run",
-                        description="Print timesteps, labels, pending queries and reward-model accuracy as JSON.")
+                        description="Print timesteps, labels, pending queries, reward-model accuracy, the training "
+                                    "episodes' true return and the latest and best evaluations as JSON.")
     st.add_argument("--run-dir", required=True, help="directory of the run")
     return parser
 
@@ -281,6 +282,16 @@ def run_status(run: RunDir) -> dict[str, Any]:
         "reward_model_val_accuracy": state.get("last_fit", {}).get("val_accuracy"),
         "wall_time_s": state["wall_time_s"], "finished": run.metrics.exists(),
     }
+    last_round = state.get("last_round", {})  # absent in runs checkpointed by older code
+    if "ep_true_return" in last_round:  # mean true return of the last 100 training episodes
+        out["training_true_return"] = last_round["ep_true_return"]
+    if "learned_true_return_corr" in last_round:
+        out["learned_true_return_corr"] = last_round["learned_true_return_corr"]
+    lines = run.evals.read_text().splitlines() if run.evals.exists() else []
+    # with --eval-every: the latest evaluation, and the best one (its policy is kept in RUN_DIR/best)
+    for key, report in (("last_eval", json.loads(lines[-1]) if lines else {}), ("best_eval", state.get("best_eval"))):
+        if report:
+            out[key] = {k: report[k] for k in ("num_timesteps", "eval_true_return_mean", "eval_true_return_std")}
     if run.metrics.exists():
         out["eval_true_return_mean"] = run.read_json(run.metrics).get("eval_true_return_mean")
     return out

@@ -63,6 +63,7 @@ class LoopState:
     code_version: str = ""
     last_eval_step: int = 0  # with --eval-every: the agent step of the last evaluation
     best_eval: dict[str, Any] = field(default_factory=dict)  # and the best one so far (kept in RUN_DIR/best)
+    last_round: dict[str, float] = field(default_factory=dict)  # what the last round logged, for `pbrl status`
 
 
 def code_version() -> str:
@@ -386,13 +387,18 @@ class PreferenceRun:
         log.record("preferences/n_incomparable", counts.n_incomparable)
         for key, value in self.state.last_fit.items():
             log.record(f"reward_model/{key}", value)
+        last: dict[str, float] = {}
         if self.ensemble is not None:
-            log.record("reward_model/learned_true_return_corr", self.heldout_corr())
-            log.record("reward_model/learned_true_return_corr_recent", self.recent_corr())
+            last["learned_true_return_corr"] = self.heldout_corr()
+            last["learned_true_return_corr_recent"] = self.recent_corr()
             if self.judge is not None:
-                log.record("reward_model/learned_judge_return_corr", self.heldout_judge_corr())
+                last["learned_judge_return_corr"] = self.heldout_judge_corr()
+        for key, value in last.items():
+            log.record(f"reward_model/{key}", value)
         if len(self.ppo.ep_info_buffer):
-            log.record("rollout/ep_true_return", float(np.mean([e["r"] for e in self.ppo.ep_info_buffer])))
+            last["ep_true_return"] = float(np.mean([e["r"] for e in self.ppo.ep_info_buffer]))
+            log.record("rollout/ep_true_return", last["ep_true_return"])
+        self.state.last_round = last
         log.dump(self.ppo.num_timesteps)
 
     # -- evaluations during the run (--eval-every) ---------------------------------------------------------

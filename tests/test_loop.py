@@ -79,6 +79,14 @@ def test_evaluations_during_the_run_keep_the_best_policy(tiny_config, monkeypatc
     assert metrics["best"]["picked_on"] == kept
     from pbrl.cli import main
 
+    assert main(["status", "--run-dir", str(run.path)]) == 0  # the latest and the best evaluation, at a glance
+    status = json.loads(capsys.readouterr().out)
+    shown = ("num_timesteps", "eval_true_return_mean", "eval_true_return_std")
+    assert status["last_eval"] == {k: lines[-1][k] for k in shown} and status["last_eval"]["num_timesteps"] == 640
+    assert status["best_eval"] == {k: kept[k] for k in shown}
+    state = json.loads(run.state.read_text())
+    assert status["training_true_return"] == state["last_round"]["ep_true_return"]
+    assert -1 <= status["learned_true_return_corr"] <= 1
     for argv in (["status"], ["train", "--resume"]):  # a kept policy is not a run to go on with: one line says so
         assert main([*argv, "--run-dir", str(run.best)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
