@@ -24,6 +24,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 from tqdm import tqdm
 
+from pbrl import cnn_reward
 from pbrl.allocator import reuse_freed_memory
 from pbrl.cnn_reward import CnnRewardConfig, CnnRewardEnsemble
 from pbrl.config import TrainConfig
@@ -171,8 +172,13 @@ class PreferenceRun:
     # -- construction ------------------------------------------------------------------------------------
 
     def _build_ppo(self, resume: bool) -> RelabelingPPO:
-        if resume:
-            return RelabelingPPO.load(str(self.run_dir.policy), env=self.venv, device=self.device)
+        ppo = (RelabelingPPO.load(str(self.run_dir.policy), env=self.venv, device=self.device) if resume
+               else self._new_ppo())
+        if cnn_reward.CPU_CHANNELS_LAST and ppo.device.type == "cpu":  # only conv weights change (CnnPolicy)
+            ppo.policy.to(memory_format=torch.channels_last)
+        return ppo
+
+    def _new_ppo(self) -> RelabelingPPO:
         p = self.cfg.ppo
         return RelabelingPPO(
             p.get("policy", "MlpPolicy"), self.venv, n_steps=p["n_steps"], batch_size=p["batch_size"],

@@ -98,3 +98,25 @@ def test_l2_is_per_member_and_save_load_round_trips(tmp_path):
     assert extra == {"l2": 0.1}
     with torch.no_grad():
         torch.testing.assert_close(loaded(obs, acts), model(obs, acts))
+
+
+def test_channels_last_training_matches_the_default_layout(monkeypatch):
+    """On a CPU the frames of a training batch are laid out channels-last: the same rewards and gradients."""
+    from pbrl import cnn_reward
+
+    torch.manual_seed(0)
+    member = cnn_reward._CnnMember(CnnRewardConfig((4, 44, 44), 3)).train()
+    frames = torch.randint(0, 256, (6, 4, 44, 44), dtype=torch.uint8)
+    acts = torch.eye(3)[torch.arange(6) % 3]
+    results = []
+    for layout in (False, True):
+        monkeypatch.setattr(cnn_reward, "CPU_CHANNELS_LAST", layout)
+        member.zero_grad()
+        torch.manual_seed(1)  # the same dropout mask
+        out = member(frames, acts)
+        out.pow(2).sum().backward()
+        results.append((out.detach(), member.conv[0].weight.grad.clone()))
+    (out0, grad0), (out1, grad1) = results
+    assert out0.abs().max() > 0 and grad0.abs().max() > 0
+    torch.testing.assert_close(out1, out0, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grad1, grad0, rtol=1e-4, atol=1e-5)
