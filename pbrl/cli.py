@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("status", help="one JSON object describing a run",
                         description="Print timesteps, labels, pending queries, reward-model accuracy, the training "
-                                    "episodes' true return and the latest and best evaluations as JSON.")
+                                    "episodes' true return, the latest and best evaluations and the time left as "
+                                    "JSON.")
     st.add_argument("--run-dir", required=True, help="directory of the run")
     return parser
 
@@ -287,6 +288,8 @@ def run_status(run: RunDir) -> dict[str, Any]:
         out["training_true_return"] = last_round["ep_true_return"]
     if "learned_true_return_corr" in last_round:
         out["learned_true_return_corr"] = last_round["learned_true_return_corr"]
+    if last_round.get("steps_per_s") and not out["finished"]:  # at the last round's pace, labelling included
+        out["eta_s"] = max(cfg.total_timesteps - state["num_timesteps"], 0) / last_round["steps_per_s"]
     lines = run.evals.read_text().splitlines() if run.evals.exists() else []
     # with --eval-every: the latest evaluation, and the best one (its policy is kept in RUN_DIR/best)
     for key, report in (("last_eval", json.loads(lines[-1]) if lines else {}), ("best_eval", state.get("best_eval"))):

@@ -511,7 +511,7 @@ class PreferenceRun:
         while self.ppo.num_timesteps < cfg.total_timesteps:
             if cfg.human and cfg.when_full == "pause" and cfg.max_pending:
                 self.wait_for_answers(lambda c: c.n_pending < cfg.max_pending, bar, "answers (--when-full pause)")
-            t0 = time.perf_counter()
+            t0, steps_before = time.perf_counter(), self.ppo.num_timesteps
             chunk = min(cfg.round_steps, cfg.total_timesteps - self.ppo.num_timesteps)
             self.ppo.learn(chunk, callback=_Progress(bar), reset_num_timesteps=False)
             state.ppo_time_s += time.perf_counter() - t0
@@ -526,7 +526,9 @@ class PreferenceRun:
                 bar.set_postfix_str(f"labels {counts.n_labels}/{cfg.n_labels}{waiting} val_acc {acc:.2f}")
             new_best = self.evaluate_if_due()
             self.log_round()
-            state.wall_time_s = time.perf_counter() - start
+            now = time.perf_counter()
+            state.last_round["steps_per_s"] = (self.ppo.num_timesteps - steps_before) / (now - t0)  # whole round
+            state.wall_time_s = now - start
             self.checkpoint()
             if new_best:  # copied from the checkpoint just written
                 self.keep_best()

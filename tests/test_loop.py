@@ -55,6 +55,18 @@ def test_wall_time_covers_pretraining(tiny_config, monkeypatch):
     assert state["wall_time_s"] >= state["fit_time_s"] > 0
 
 
+def test_status_of_a_stopped_run_shows_its_pace_and_the_time_left(tiny_config, monkeypatch, capsys):
+    from pbrl.cli import main
+
+    run = _stopped_in_round(tiny_config(total_timesteps=640), 3, monkeypatch)  # checkpointed after round 2
+    assert main(["status", "--run-dir", str(run.path)]) == 0
+    status = json.loads(capsys.readouterr().out)
+    last = json.loads(run.state.read_text())["last_round"]
+    assert status["timesteps"] == 256 and not status["finished"] and last["steps_per_s"] > 0
+    assert status["eta_s"] == pytest.approx((640 - 256) / last["steps_per_s"])
+    assert status["training_true_return"] == last["ep_true_return"] < 0  # Pendulum pays only costs
+
+
 def test_evaluations_during_the_run_keep_the_best_policy(tiny_config, monkeypatch, capsys):
     """--eval-every: one evaluation a round, logged; best/ holds the policy that scored best, which replays the
     recorded returns; a resumed run does not evaluate again at once; metrics report best/ on other episodes."""
