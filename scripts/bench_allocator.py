@@ -35,15 +35,14 @@ def _since(start: tuple[float, float, float, int]) -> dict:
             "minor_faults": end[3] - start[3]}
 
 
-def child(reuse: bool, threads: int, batches: int, epochs: int, rollouts: int) -> dict:
+def random_atari_fit(batches: int):
+    """The Atari reward model (3 CNN members), its trainer taking ``batches`` minibatches of 16 pairs per member and
+    epoch as ``pbrl train`` does on Atari, and 200 labelled pairs of random 4 x 84 x 84 frame stacks."""
     import torch
 
-    from pbrl.allocator import reuse_freed_memory
     from pbrl.cnn_reward import CnnRewardConfig, CnnRewardEnsemble
     from pbrl.trainer import PreferenceDataset, RewardTrainer, TrainerConfig
 
-    set_ok = reuse_freed_memory() if reuse else False
-    torch.set_num_threads(threads)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     n = 200
@@ -51,7 +50,18 @@ def child(reuse: bool, threads: int, batches: int, epochs: int, rollouts: int) -
                              np.zeros((n, 2, 25, 6), np.float32), rng.integers(0, 2, n).astype(np.float64),
                              np.arange(n) % 10 == 0)
     model = CnnRewardEnsemble(CnnRewardConfig((4, 84, 84), 6))
-    trainer = RewardTrainer(model, TrainerConfig(batch_size=16, max_batches=batches), rng)
+    return model, RewardTrainer(model, TrainerConfig(batch_size=16, max_batches=batches), rng), data
+
+
+def child(reuse: bool, threads: int, batches: int, epochs: int, rollouts: int) -> dict:
+    import torch
+
+    from pbrl.allocator import reuse_freed_memory
+
+    set_ok = reuse_freed_memory() if reuse else False
+    torch.set_num_threads(threads)
+    model, trainer, data = random_atari_fit(batches)
+    rng = trainer.rng  # the generator that drew the pairs draws the rollouts
     trainer.fit(data, 1)  # warm-up
     start = _usage()
     trainer.fit(data, epochs)

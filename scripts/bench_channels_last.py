@@ -26,24 +26,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from bench_allocator import random_atari_fit  # scripts/ is on the path when a script runs
 
 from pbrl import cnn_reward
 from pbrl.allocator import reuse_freed_memory
 
 
 def reward_fit(channels_last: bool, batches: int, epochs: int) -> float:
-    from pbrl.trainer import PreferenceDataset, RewardTrainer, TrainerConfig
-
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    n = 200
-    data = PreferenceDataset(rng.integers(0, 256, (n, 2, 25, 4, 84, 84), dtype=np.uint8),
-                             np.zeros((n, 2, 25, 6), np.float32), rng.integers(0, 2, n).astype(np.float64),
-                             np.arange(n) % 10 == 0)
-    model = cnn_reward.CnnRewardEnsemble(cnn_reward.CnnRewardConfig((4, 84, 84), 6))
-    trainer = RewardTrainer(model, TrainerConfig(batch_size=16, max_batches=batches), rng)
+    _, trainer, data = random_atari_fit(batches)
     cnn_reward.CPU_CHANNELS_LAST = channels_last
     trainer.fit(data, 1)  # warm-up
     start = time.perf_counter()
