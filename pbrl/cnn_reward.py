@@ -160,7 +160,10 @@ class CnnRewardEnsemble(EnsembleBase):
 
     @staticmethod
     def load(path: str | Path) -> tuple[CnnRewardEnsemble, dict]:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        return CnnRewardEnsemble.from_checkpoint(torch.load(path, map_location="cpu", weights_only=False))
+
+    @staticmethod
+    def from_checkpoint(ckpt: dict) -> tuple[CnnRewardEnsemble, dict]:
         cfg = ckpt["config"]
         model = CnnRewardEnsemble(CnnRewardConfig(**{**cfg, "obs_shape": tuple(cfg["obs_shape"])}))
         model.load_state_dict(ckpt["state_dict"])

@@ -36,7 +36,7 @@ from pbrl.judges import Judge, judge_name, make_judge
 from pbrl.labelers import Labeler, SyntheticOracle
 from pbrl.ppo_defaults import policy_kwargs_for_sb3
 from pbrl.queries import LabelSchedule, select_queries
-from pbrl.reward_model import RewardEnsemble, RewardModelConfig
+from pbrl.reward_model import RewardEnsemble, RewardModelConfig, load_ensemble
 from pbrl.rollout import RelabelingPPO, ReturnNormalizer, RolloutRecorder
 from pbrl.run_dir import RunDir, write_json_atomic
 from pbrl.segments import HeldOutSample, RolloutRecord, Segment, SegmentBuffer, SegmentPair, cut_segments, stack
@@ -192,8 +192,7 @@ class PreferenceRun:
         cfg = self.cfg
         obs_dim, act_dim = obs_action_dims(self.venv.observation_space, self.venv.action_space)
         if resume and self.run_dir.reward_model.exists():
-            model_cls = CnnRewardEnsemble if self.images else RewardEnsemble
-            self.ensemble, extra = model_cls.load(self.run_dir.reward_model)
+            self.ensemble, extra = load_ensemble(self.run_dir.reward_model)
         elif self.images:
             self.ensemble, extra = CnnRewardEnsemble(CnnRewardConfig(
                 obs_shape=tuple(self.venv.observation_space.shape), act_dim=act_dim, n_members=cfg.n_members,

@@ -184,7 +184,20 @@ class RewardEnsemble(EnsembleBase):
 
     @staticmethod
     def load(path: str | Path) -> tuple[RewardEnsemble, dict]:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        return RewardEnsemble.from_checkpoint(torch.load(path, map_location="cpu", weights_only=False))
+
+    @staticmethod
+    def from_checkpoint(ckpt: dict) -> tuple[RewardEnsemble, dict]:
         model = RewardEnsemble(RewardModelConfig(**ckpt["config"]))
         model.load_state_dict(ckpt["state_dict"])
         return model, ckpt.get("extra", {})
+
+
+def load_ensemble(path: str | Path) -> tuple[EnsembleBase, dict]:
+    """A saved reward ensemble of either kind, the MLP or an Atari run's CNN, and its ``extra`` dict."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if ckpt.get("kind") == "cnn":
+        from pbrl.cnn_reward import CnnRewardEnsemble  # it imports this module
+
+        return CnnRewardEnsemble.from_checkpoint(ckpt)
+    return RewardEnsemble.from_checkpoint(ckpt)

@@ -13,7 +13,7 @@ import json
 import sys
 
 from pbrl.evaluation import learned_true_corr, validation_segments
-from pbrl.reward_model import RewardEnsemble
+from pbrl.reward_model import load_ensemble
 from pbrl.run_dir import RunDir
 from pbrl.segments import HeldOutSample
 from pbrl.store import PreferenceStore
@@ -22,7 +22,7 @@ from pbrl.store import PreferenceStore
 def validation_corr(path: str) -> tuple[float, int]:
     """(correlation, number of segments) over the validation comparisons' segments of the run at ``path``."""
     run = RunDir(path)
-    model, _ = RewardEnsemble.load(run.reward_model)
+    model, _ = load_ensemble(run.reward_model)
     with PreferenceStore(run.store) as store:
         segs = validation_segments(store)
     return learned_true_corr(model, segs), len(segs)
@@ -33,7 +33,7 @@ def heldout_corr(path: str) -> tuple[float | None, int]:
     run = RunDir(path)
     if not run.heldout.exists():
         return None, 0
-    model, _ = RewardEnsemble.load(run.reward_model)
+    model, _ = load_ensemble(run.reward_model)
     sample = HeldOutSample(capacity=10**9, rate=0.0)
     sample.load(run.heldout)
     return learned_true_corr(model, sample.segments()), len(sample)

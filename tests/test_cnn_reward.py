@@ -98,6 +98,12 @@ def test_l2_is_per_member_and_save_load_round_trips(tmp_path):
     assert extra == {"l2": 0.1}
     with torch.no_grad():
         torch.testing.assert_close(loaded(obs, acts), model(obs, acts))
+    from pbrl.reward_model import load_ensemble  # scripts load a run's model without knowing its kind
+
+    either, _ = load_ensemble(tmp_path / "cnn.pt")
+    assert isinstance(either, CnnRewardEnsemble)
+    with torch.no_grad():
+        torch.testing.assert_close(either.eval()(obs, acts), model(obs, acts))
 
 
 def test_channels_last_training_matches_the_default_layout(monkeypatch):

@@ -13,6 +13,7 @@ from pbrl.reward_model import (
     RewardEnsemble,
     RewardModelConfig,
     bradley_terry_loss,
+    load_ensemble,
     preference_probability,
 )
 
@@ -189,6 +190,8 @@ def test_save_without_extra_loads_empty_dict(tmp_path):
     model.save(tmp_path / "m.pt")
     _, extra = RewardEnsemble.load(tmp_path / "m.pt")
     assert extra == {}
+    loaded, _ = load_ensemble(tmp_path / "m.pt")  # a checkpoint without a kind is the MLP
+    assert type(loaded) is RewardEnsemble and loaded.cfg == model.cfg
 
 
 @pytest.mark.parametrize(
