@@ -168,6 +168,18 @@ def validation_segments(store) -> list[Segment]:
     return list(seen.values())
 
 
+def learned_and_true_returns(model: RewardEnsemble, segments: Sequence[Segment],
+                             chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """The ensemble's mean learned return and the true return of each segment, ``chunk`` segments unpacked at a
+    time (a held-out sample unpacks a segment each time it is read)."""
+    learned, true = [np.zeros(0)], []
+    for start in range(0, len(segments), chunk):
+        part = segments[start:start + chunk]
+        learned.append(model.segment_returns(*stack(part)).mean(axis=0))  # (B,)
+        true.extend(s.true_return for s in part)
+    return np.concatenate(learned), np.array(true, dtype=np.float64)
+
+
 def learned_true_corr(model: RewardEnsemble, segments: Sequence[Segment], chunk: int = 64,
                       targets: np.ndarray | None = None) -> float:
     """Pearson correlation of learned and true segment returns over ``segments`` (NaN if undefined), ``chunk``
@@ -175,14 +187,12 @@ def learned_true_corr(model: RewardEnsemble, segments: Sequence[Segment], chunk:
     (e.g. a judge's scores of the segments) instead of the true returns."""
     if len(segments) < 3:
         return float("nan")
-    learned, true = [], []
-    for start in range(0, len(segments), chunk):
-        part = segments[start:start + chunk]
-        obs, acts = stack(part)
-        learned.append(model.segment_returns(obs, acts).mean(axis=0))  # (B,)
-        true.extend(s.true_return for s in part)
-    learned = np.concatenate(learned)
-    true = np.array(true) if targets is None else np.asarray(targets, dtype=np.float64)
-    if learned.std() == 0 or true.std() == 0:
+    learned, true = learned_and_true_returns(model, segments, chunk)
+    return pearson(learned, true if targets is None else np.asarray(targets, dtype=np.float64))
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation of two equal-length arrays; NaN with fewer than 3 values or a constant one."""
+    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
         return float("nan")
-    return float(np.corrcoef(learned, true)[0, 1])
+    return float(np.corrcoef(x, y)[0, 1])

@@ -12,11 +12,15 @@ from __future__ import annotations
 import json
 import sys
 
-from pbrl.evaluation import learned_true_corr, validation_segments
+import numpy as np
+
+from pbrl.evaluation import learned_and_true_returns, learned_true_corr, pearson, validation_segments
 from pbrl.reward_model import load_ensemble
 from pbrl.run_dir import RunDir
 from pbrl.segments import HeldOutSample
 from pbrl.store import PreferenceStore
+
+MAX_GROUPS = 9  # true returns with at most this many distinct values are grouped
 
 
 def validation_corr(path: str) -> tuple[float, int]:
@@ -28,23 +32,29 @@ def validation_corr(path: str) -> tuple[float, int]:
     return learned_true_corr(model, segs), len(segs)
 
 
-def heldout_corr(path: str) -> tuple[float | None, int]:
-    """(correlation, number of segments) over the run's held-out sample; (None, 0) for runs made without one."""
+def heldout_corr(path: str) -> dict:
+    """The correlation over the run's held-out sample and the number of segments (None and 0 for runs made without
+    one); where the true returns take a few values (Atari scores), the mean learned return at each."""
     run = RunDir(path)
     if not run.heldout.exists():
-        return None, 0
+        return {"learned_true_return_corr": None, "n_heldout_segments": 0}
     model, _ = load_ensemble(run.reward_model)
     sample = HeldOutSample(capacity=10**9, rate=0.0)
     sample.load(run.heldout)
-    return learned_true_corr(model, sample.segments()), len(sample)
+    learned, true = learned_and_true_returns(model, sample.segments())
+    out = {"learned_true_return_corr": pearson(learned, true), "n_heldout_segments": len(true)}
+    values = np.unique(true)
+    if len(values) <= MAX_GROUPS:
+        out["mean_learned_return_by_true_return"] = {
+            f"{v:g}": {"n": int((true == v).sum()), "mean": round(float(learned[true == v].mean()), 4)} for v in values}
+    return out
 
 
 def main() -> int:
     for path in sys.argv[1:]:
-        held, n_held = heldout_corr(path)
         val, n_val = validation_corr(path)
-        print(json.dumps({"run_dir": path, "learned_true_return_corr": held, "n_heldout_segments": n_held,
-                          "learned_true_return_corr_val": val, "n_val_segments": n_val}))
+        print(json.dumps({"run_dir": path, **heldout_corr(path), "learned_true_return_corr_val": val,
+                          "n_val_segments": n_val}))
     return 0
 
 

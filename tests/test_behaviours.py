@@ -8,6 +8,7 @@ import sys
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import load_script
 from gymnasium.utils.env_checker import check_env
 
 import pbrl.envs  # noqa: F401  (registers the pbrl/ envs)
@@ -189,17 +190,6 @@ def test_the_judge_pays_nothing_for_rocking_after_a_whole_turn(backflip_judge):
     assert backflip_judge.score(on) == pytest.approx((1 + AIR_TURN_EXTRA) * 1.0)
 
 
-def _load_script(name: str):
-    """A module of ``scripts/`` (not a package), loaded from its file."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_tiny_backflip_run_with_the_judge_goes_end_to_end(tmp_path, capsys):
     """The judge labels 1 s clips (the backflip's default segment length) and the evals count flips: at the end,
     during the run (--eval-every), and for the kept best policy with ``pbrl eval``."""
@@ -225,7 +215,7 @@ def test_a_tiny_backflip_run_with_the_judge_goes_end_to_end(tmp_path, capsys):
     assert len(report["flips_per_episode"]) == 2
     # the score breakdown replays the same episodes as pbrl eval, and each term has its sign: the air's extra is at
     # most AIR_TURN_EXTRA times the backward turn it adds to, forward turning only takes away
-    parts = _load_script("backflip_score_breakdown").breakdown(str(run / "best"), 2)
+    parts = load_script("backflip_score_breakdown").breakdown(str(run / "best"), 2)
     assert parts["furthest_back_turn_per_episode"] == report["furthest_back_turn_per_episode"]
     assert parts["flips_per_episode"] == report["flips_per_episode"]
     terms = parts["per_episode"]
@@ -310,7 +300,7 @@ def test_the_video_command_writes_a_playable_file(tiny_hopper_run, tmp_path, cap
 
 def test_the_score_breakdown_of_another_env_is_one_line(tiny_hopper_run, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["backflip_score_breakdown.py", str(tiny_hopper_run)])
-    assert _load_script("backflip_score_breakdown").main() == 2
+    assert load_script("backflip_score_breakdown").main() == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "trains Hopper-v5" in err
 
@@ -345,7 +335,7 @@ def test_the_judge_scores_each_step_as_the_dense_sweep_paid_it(backflip_judge, t
     states, and they agree step for step, from a standing start and from one already a whole turn round (where the
     landing and the dearer forward turn apply). (They did not while the judge counted the torso touching the foot,
     folded, as the body on the floor.)"""
-    sweep = _load_script("backflip_dense_sweep")
+    sweep = load_script("backflip_dense_sweep")
     env = sweep.DenseBackflipReward(gym.make("pbrl/HopperBackflip-v0"), "torso+clean+air2+land3+near+fwd3t")
     env.reset(seed=3)
     data = env.unwrapped.data

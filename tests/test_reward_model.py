@@ -201,3 +201,39 @@ def test_save_without_extra_loads_empty_dict(tmp_path):
 def test_invalid_config_raises(kwargs):
     with pytest.raises(ValueError):
         RewardModelConfig(obs_dim=3, act_dim=2, **kwargs)
+
+
+def test_heldout_corr_script_groups_learned_returns_by_score(tmp_path):
+    """scripts/heldout_corr.py on a run's saved model and held-out sample: the correlation the loop reports, and
+    where true returns are a few scores (Atari), the mean learned return of each."""
+    from conftest import load_script
+
+    from pbrl.evaluation import learned_and_true_returns, learned_true_corr
+    from pbrl.run_dir import RunDir
+    from pbrl.segments import HeldOutSample, Segment
+
+    rng = np.random.default_rng(3)
+    run = RunDir(tmp_path)
+    model = _ensemble(obs_dim=3, act_dim=1, n_members=2)
+    model.save(run.reward_model)
+    scores = rng.choice([-1.0, 0.0, 1.0], size=30)
+    segs = [Segment(obs=rng.normal(size=(4, 3)).astype(np.float32) + s, acts=np.zeros((4, 1), np.float32),
+                    true_rews=np.array([s, 0.0, 0.0, 0.0]), policy_step=i, episode=i, env_step=0)
+            for i, s in enumerate(scores)]
+    sample = HeldOutSample(capacity=100, rate=1.0)
+    sample.split(segs, rng)
+    sample.save(run.heldout)
+
+    out = load_script("heldout_corr").heldout_corr(str(tmp_path))
+    learned, true = learned_and_true_returns(model, sample.segments())
+    groups = out["mean_learned_return_by_true_return"]
+    assert out["n_heldout_segments"] == 30 and set(groups) == {"-1", "0", "1"}
+    assert [groups[k]["n"] for k in ("-1", "0", "1")] == [int((scores == v).sum()) for v in (-1, 0, 1)]
+    assert groups["1"]["mean"] == pytest.approx(learned[true == 1].mean(), abs=1e-4)
+    assert groups["-1"]["mean"] == pytest.approx(learned[true == -1].mean(), abs=1e-4)
+    assert out["learned_true_return_corr"] == pytest.approx(learned_true_corr(model, sample.segments()))
+    # returns of many values (MuJoCo) are not grouped
+    sample = HeldOutSample(capacity=100, rate=1.0)
+    sample.split([Segment(**{**s.__dict__, "true_rews": rng.normal(size=4)}) for s in segs], rng)
+    sample.save(run.heldout)
+    assert "mean_learned_return_by_true_return" not in load_script("heldout_corr").heldout_corr(str(tmp_path))
