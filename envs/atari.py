@@ -24,6 +24,9 @@ import numpy as np
 from pbrl.envs.wrappers import STATE_KEY
 
 GAMES = ("BeamRider", "Breakout", "Enduro", "Pong", "Qbert", "Seaquest", "SpaceInvaders")
+#: info key: on the step a game ends inside an episode, that game's score (e.g. 21 - 3 = 18 in Pong), else NaN. For
+#: evaluations only, to report scores per game as the literature does; neither the agent nor the reward model sees it.
+GAME_SCORE_KEY = "finished_game_score"
 EPISODE_STEPS = 2500  # agent steps (10,000 frames, about 2.8 minutes of play) per fixed-length episode
 
 #: Screen rectangles (row0, row1, col0, col1) of the 210x160 frame that are blacked out, per game. Found by
@@ -101,6 +104,7 @@ class FixedLengthAtari(gym.Wrapper):
         self.frameskip, self.noop_max = frameskip, noop_max
         self.observation_space = gym.spaces.Box(0, 255, (84, 84), dtype=np.uint8)
         self.last_rgb: np.ndarray | None = None  # the latest (masked) colour frame, for people and videos
+        self.game_points = 0.0
 
     def _start(self, seed: int | None = None) -> np.ndarray:
         frame, _ = self.env.reset(seed=seed)
@@ -117,6 +121,7 @@ class FixedLengthAtari(gym.Wrapper):
 
     def reset(self, *, seed: int | None = None, options=None):
         frame = self._start(seed)  # the emulator's reset(seed) also seeds the no-op count
+        self.game_points = 0.0  # the score of the game under way
         return to_84(frame), self._state_info()
 
     def step(self, action):
@@ -131,9 +136,12 @@ class FixedLengthAtari(gym.Wrapper):
                 break
         pooled = np.maximum(frames[-1], frames[-2]) if len(frames) >= 2 else frames[-1]
         self.last_rgb = frames[-1]
+        self.game_points += total
+        finished = float("nan")
         if game_over:  # the game starts again; the agent sees only the new screen, never a signal
             pooled = self._start()
-        return to_84(pooled), total, False, False, self._state_info()
+            finished, self.game_points = self.game_points, 0.0
+        return to_84(pooled), total, False, False, {**self._state_info(), GAME_SCORE_KEY: finished}
 
 
 class AtariClipRenderer:

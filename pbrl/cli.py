@@ -294,7 +294,8 @@ def run_status(run: RunDir) -> dict[str, Any]:
     # with --eval-every: the latest evaluation, and the best one (its policy is kept in RUN_DIR/best)
     for key, report in (("last_eval", json.loads(lines[-1]) if lines else {}), ("best_eval", state.get("best_eval"))):
         if report:
-            out[key] = {k: report[k] for k in ("num_timesteps", "eval_true_return_mean", "eval_true_return_std")}
+            out[key] = {k: report[k] for k in ("num_timesteps", "eval_true_return_mean", "eval_true_return_std",
+                                               "game_score_mean") if k in report}  # game_score_mean: Atari, newer runs
     if run.metrics.exists():
         out["eval_true_return_mean"] = run.read_json(run.metrics).get("eval_true_return_mean")
     return out

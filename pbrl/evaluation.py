@@ -15,6 +15,7 @@ from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from pbrl.envs import make_env
+from pbrl.envs.atari import GAME_SCORE_KEY
 from pbrl.reward_model import RewardEnsemble
 from pbrl.segments import Segment, stack
 
@@ -94,14 +95,21 @@ def rollout_infos(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int,
 
 
 def behaviour_keys(env_id: str) -> list[str]:
-    """The ``info`` keys the behaviour envs are judged by (none for other envs)."""
+    """The ``info`` keys the behaviour envs are judged by, and Atari runs' scores per game (none for other envs)."""
+    if env_id.startswith("ALE/"):
+        return [GAME_SCORE_KEY]
     return ["torso_angle", "feet_down"] if "HopperBackflip" in env_id else []
 
 
 def behaviour_summary(env_id: str, episodes: list[dict[str, np.ndarray]]) -> dict[str, object]:
-    """Backflips per episode on HopperBackflip, from episodes recorded with ``behaviour_keys``; empty elsewhere."""
-    if not behaviour_keys(env_id):
+    """Backflips per episode on HopperBackflip, and on Atari the score of each game finished inside the fixed-length
+    episodes (what papers report as the score), from episodes recorded with ``behaviour_keys``; empty elsewhere."""
+    keys = behaviour_keys(env_id)
+    if not keys:
         return {}
+    if keys == [GAME_SCORE_KEY]:
+        games = [float(g) for e in episodes for g in e[GAME_SCORE_KEY] if not np.isnan(g)]
+        return {"game_scores": games, "game_score_mean": float(np.mean(games)) if games else None}
     from pbrl.envs.behaviours import count_backflips
 
     flips = [count_backflips(e["torso_angle"], e["feet_down"]) for e in episodes]

@@ -437,6 +437,8 @@ class PreferenceRun:
             state.best_eval = report
         log = self.ppo.logger
         log.record("eval/true_return_mean", report["eval_true_return_mean"])
+        if report.get("game_score_mean") is not None:  # Atari: the mean score of the games finished in the episodes
+            log.record("eval/game_score_mean", report["game_score_mean"])
         if "flips_per_episode" in report:
             log.record("eval/flips_per_episode", float(np.mean(report["flips_per_episode"])))
             log.record("eval/episodes_with_a_flip", report["episodes_with_a_flip"])

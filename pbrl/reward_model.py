@@ -194,10 +194,13 @@ class RewardEnsemble(EnsembleBase):
 
 
 def load_ensemble(path: str | Path) -> tuple[EnsembleBase, dict]:
-    """A saved reward ensemble of either kind, the MLP or an Atari run's CNN, and its ``extra`` dict."""
+    """A saved reward ensemble of either kind, the MLP or an Atari run's CNN, ready to predict (in eval mode: the
+    CNN's dropout off, its batch norm on the saved statistics), and its ``extra`` dict."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     if ckpt.get("kind") == "cnn":
         from pbrl.cnn_reward import CnnRewardEnsemble  # it imports this module
 
-        return CnnRewardEnsemble.from_checkpoint(ckpt)
-    return RewardEnsemble.from_checkpoint(ckpt)
+        model, extra = CnnRewardEnsemble.from_checkpoint(ckpt)
+    else:
+        model, extra = RewardEnsemble.from_checkpoint(ckpt)
+    return model.eval(), extra

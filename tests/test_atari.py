@@ -142,3 +142,26 @@ def test_colour_clips_replay_the_exact_frames_from_saved_states():
     assert not replayed[:, :24].any()  # Pong's score rows stay black in the clip too
     assert renderer.frames(seg).shape == (120, 64, 64, 3) and renderer.fps == 60
     renderer.close()
+
+
+def test_evaluations_report_the_score_of_each_finished_game():
+    """Inside a fixed-length episode games restart silently; an evaluation still reports each finished game's score
+    (player minus opponent), what papers call the score, and the episode return is the sum over all its steps."""
+    from pbrl.envs.atari import GAME_SCORE_KEY
+    from pbrl.evaluation import behaviour_summary
+
+    env = make_atari("ALE/Pong-v5", max_episode_steps=2000)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    finished, score = [], 0.0
+    for _ in range(2000):
+        _, reward, _, _, info = env.step(env.action_space.sample())
+        score += reward
+        if not np.isnan(info[GAME_SCORE_KEY]):
+            finished.append(info[GAME_SCORE_KEY])
+    unfinished = env.get_wrapper_attr("game_points")  # the game under way when the episode ends is not counted
+    env.close()
+    assert len(finished) >= 1 and all(-21 <= g <= -15 for g in finished)  # random play loses each game
+    assert sum(finished) + unfinished == score
+    eps = [{"return": score, GAME_SCORE_KEY: np.array([np.nan, finished[0], np.nan])}]
+    assert behaviour_summary("ALE/Pong-v5", eps) == {"game_scores": [finished[0]], "game_score_mean": finished[0]}

@@ -101,9 +101,9 @@ def test_l2_is_per_member_and_save_load_round_trips(tmp_path):
     from pbrl.reward_model import load_ensemble  # scripts load a run's model without knowing its kind
 
     either, _ = load_ensemble(tmp_path / "cnn.pt")
-    assert isinstance(either, CnnRewardEnsemble)
+    assert isinstance(either, CnnRewardEnsemble) and not either.training  # ready to predict: no dropout
     with torch.no_grad():
-        torch.testing.assert_close(either.eval()(obs, acts), model(obs, acts))
+        torch.testing.assert_close(either(obs, acts), model(obs, acts))
 
 
 def test_channels_last_training_matches_the_default_layout(monkeypatch):
