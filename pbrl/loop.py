@@ -421,13 +421,15 @@ class PreferenceRun:
     def _obs_rms(self):
         return self.venv.obs_rms if self.cfg.ppo["normalize"] else None  # VecNormalize has none without norm_obs
 
-    def evaluate_if_due(self) -> bool:
-        """Every --eval-every agent steps: evaluate the deterministic policy on its own episodes, log it to
-        TensorBoard and evals.jsonl, and remember it as the best when it beats the best so far (on the behaviour
-        envs the behaviour counts first, ``selection_score``). True when this policy is the new best."""
+    def evaluate_if_due(self, last_round: bool = False) -> bool:
+        """Every --eval-every agent steps, and after the ``last_round`` (the final policy can be the best): evaluate
+        the deterministic policy on its own episodes, log it to TensorBoard and evals.jsonl, and remember it as the
+        best when it beats the best so far (on the behaviour envs the behaviour counts first, ``selection_score``).
+        True when this policy is the new best."""
         cfg, state = self.cfg, self.state
         step = self.ppo.num_timesteps
-        if not cfg.eval_every or step - state.last_eval_step < cfg.eval_every:
+        due = step - state.last_eval_step >= cfg.eval_every or (last_round and step > state.last_eval_step)
+        if not cfg.eval_every or not due:
             return False
         report = {"num_timesteps": step, "round": state.round, **self._report(self.ppo, self._obs_rms(),
                                                                                self.EVAL_SEED)}
@@ -525,7 +527,7 @@ class PreferenceRun:
                 counts = self.store.counts()
                 waiting = f" pending {counts.n_pending}" if cfg.human else ""
                 bar.set_postfix_str(f"labels {counts.n_labels}/{cfg.n_labels}{waiting} val_acc {acc:.2f}")
-            new_best = self.evaluate_if_due()
+            new_best = self.evaluate_if_due(last_round=self.ppo.num_timesteps >= cfg.total_timesteps)
             self.log_round()
             now = time.perf_counter()
             state.last_round["steps_per_s"] = (self.ppo.num_timesteps - steps_before) / (now - t0)  # whole round

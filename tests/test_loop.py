@@ -106,6 +106,20 @@ def test_evaluations_during_the_run_keep_the_best_policy(tiny_config, monkeypatc
     assert not (run.best / "preferences.sqlite").exists()
 
 
+def test_the_final_policy_is_evaluated_with_the_others_and_can_be_kept_as_best(tiny_config):
+    """The last round's policy joins the --eval-every series even between two due steps: a run's best policy is
+    often its last."""
+    cfg = tiny_config(eval_every=256, total_timesteps=640, eval_episodes=1)
+    session = PreferenceRun.create(cfg)
+    session.run(progress=False)
+    session.close()
+    run = session.run_dir
+    lines = [json.loads(line) for line in run.evals.read_text().splitlines()]
+    assert [e["num_timesteps"] for e in lines] == [256, 512, 640]
+    kept = json.loads((run.best / "eval.json").read_text())
+    assert kept == {k: v for k, v in max(lines, key=selection_score).items() if k != "best"}
+
+
 def test_the_backflip_summary_counts_flips_and_how_far_back_each_episode_turned():
     from pbrl.evaluation import behaviour_summary
 
