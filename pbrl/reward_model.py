@@ -3,7 +3,9 @@
 All members live in one module with stacked weights, so the whole ensemble evaluates a rollout or a batch of
 segments in a single batched matrix product. Inputs are standardised with statistics of recent observations;
 each member's output is normalised to mean 0 and std 1 over recent segments (the paper's per-member
-normalisation), and ``mean_reward`` averages the normalised members. Checkpoints carry their config.
+normalisation), and ``mean_reward`` averages the normalised members. Statistics that come out NaN or inf raise
+``NonFiniteError`` with their cause instead of silently poisoning every reward after them. Checkpoints carry their
+config.
 """
 
 from __future__ import annotations
@@ -15,6 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from pbrl.finite import (
+    NonFiniteError,
+    can_be_nonfinite,
+    describe_nonfinite,
+    describe_nonfinite_parameters,
+    first_nonfinite,
+)
 
 #: The paper's assumption that the labeler answers uniformly at random 10 % of the time.
 RANDOM_ANSWER_PROB = 0.1
@@ -59,6 +69,27 @@ def preference_probability(
     """P(first preferred) under Bradley-Terry with the random-answer term; logits are clipped for safety."""
     logits = (returns_first - returns_second).clamp(-50.0, 50.0)
     return (1.0 - random_answer_prob) * torch.sigmoid(logits) + random_answer_prob / 2.0
+
+
+def _as_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _why_nonfinite(model: nn.Module, obs: np.ndarray | torch.Tensor, acts: np.ndarray | torch.Tensor) -> str:
+    """Why statistics of ``model`` over steps obs (N, ...), acts (N, act_dim) came out non-finite (failures only)."""
+    for name, x in (("observation", _as_numpy(obs)), ("action", _as_numpy(acts))):
+        where = first_nonfinite(x) if can_be_nonfinite(x.dtype) else None
+        if where is not None:
+            return f"{describe_nonfinite(name, x[where[0]])} (step {where[0]} of the {len(x)} they are fitted on)"
+    bad_parameter = describe_nonfinite_parameters(model)
+    if bad_parameter is not None:
+        return f"its parameters are non-finite ({bad_parameter})"
+    return "the steps are finite, but too large for float32 statistics"
+
+
+def _check_stats(what: str, stats: torch.Tensor, model: nn.Module, obs, acts) -> None:
+    if not bool(torch.isfinite(stats).all()):
+        raise NonFiniteError(f"the reward model's {what} statistics are non-finite: {_why_nonfinite(model, obs, acts)}")
 
 
 class _StackedMLP(nn.Module):
@@ -126,10 +157,15 @@ class EnsembleBase(nn.Module):
 
     @torch.no_grad()
     def fit_output_stats(self, obs: np.ndarray, acts: np.ndarray) -> None:
-        """Normalise each member over these (recent) steps: obs (N, ...), acts (N, act_dim)."""
+        """Normalise each member over these (recent) steps: obs (N, ...), acts (N, act_dim).
+
+        Raises ``NonFiniteError`` (and keeps the old statistics) when the new ones would be NaN or inf."""
         r = self.raw(obs, acts)  # (n_members, N)
-        self.out_mean.copy_(r.mean(dim=1))
-        self.out_std.copy_(r.std(dim=1).clamp_min(1e-6) if r.shape[1] > 1 else torch.ones_like(self.out_std))
+        mean = r.mean(dim=1)  # (n_members,)
+        std = r.std(dim=1).clamp_min(1e-6) if r.shape[1] > 1 else torch.ones_like(self.out_std)  # (n_members,)
+        _check_stats("output", torch.cat([mean, std]), self, obs, acts)
+        self.out_mean.copy_(mean)
+        self.out_std.copy_(std)
 
 
 class RewardEnsemble(EnsembleBase):
@@ -173,11 +209,16 @@ class RewardEnsemble(EnsembleBase):
 
     @torch.no_grad()
     def fit_input_stats(self, obs: np.ndarray, acts: np.ndarray) -> None:
-        """Standardise inputs with the statistics of these (recent) steps."""
+        """Standardise inputs with the statistics of these (recent) steps: obs (N, ...), acts (N, act_dim).
+
+        Raises ``NonFiniteError`` (and keeps the old statistics) when the new ones would be NaN or inf."""
         x = torch.cat([torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(len(obs), -1),
-                       torch.as_tensor(acts, dtype=torch.float32, device=self.device)], dim=-1)
-        self.in_mean.copy_(x.mean(0))
-        self.in_std.copy_(x.std(0).clamp_min(1e-3) if len(x) > 1 else torch.ones_like(self.in_mean))
+                       torch.as_tensor(acts, dtype=torch.float32, device=self.device)], dim=-1)  # (N, in)
+        mean = x.mean(0)  # (in,)
+        std = x.std(0).clamp_min(1e-3) if len(x) > 1 else torch.ones_like(self.in_mean)  # (in,)
+        _check_stats("input", torch.cat([mean, std]), self, obs, acts)
+        self.in_mean.copy_(mean)
+        self.in_std.copy_(std)
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
         torch.save({"config": asdict(self.cfg), "state_dict": self.state_dict(), "extra": extra or {}}, path)

@@ -1,11 +1,13 @@
 """Getting the learned reward to PPO in one batched pass per rollout.
 
 ``RolloutRecorder`` sits directly on the DummyVecEnv (below observation normalisation) and records the raw
-observations, actions, true rewards and simulator states of every step. ``RelabelingPPO`` is SB3's PPO with one
-change: when a rollout is complete it replaces the env's reward in the rollout buffer by ``reward_fn(obs, acts)``
-(the ensemble, evaluated on the whole rollout at once), keeps SB3's timeout bootstrap term, applies the same
-return-based reward scaling in both modes, and recomputes returns and advantages. With ``reward_fn=None`` it trains
-on the true reward through exactly the same path, which makes the two runs comparable.
+observations, actions, true rewards and simulator states of every step; a NaN or inf observation or reward stops
+the run at that step (``NonFiniteError``) instead of being fitted, stored and handed to PPO. ``RelabelingPPO`` is
+SB3's PPO with one change: when a rollout is complete it replaces the env's reward in the rollout buffer by
+``reward_fn(obs, acts)`` (the ensemble, evaluated on the whole rollout at once), keeps SB3's timeout bootstrap term,
+applies the same return-based reward scaling in both modes, and recomputes returns and advantages. With
+``reward_fn=None`` it trains on the true reward through exactly the same path, which makes the two runs comparable.
+A non-finite learned reward raises ``NonFiniteError`` before PPO sees it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from pbrl.envs.make import obs_action_dims
 from pbrl.envs.wrappers import STATE_KEY
+from pbrl.finite import NonFiniteError, can_be_nonfinite, describe_nonfinite, first_nonfinite
 from pbrl.segments import RolloutRecord
 
 RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]  # obs (T, n_envs, ...), acts (T, n_envs, A) -> (T, n_envs)
@@ -37,11 +40,18 @@ def encode_actions(actions: np.ndarray, space: gym.Space) -> np.ndarray:
 
 
 class RolloutRecorder(VecEnvWrapper):
-    """Record raw steps in a ring of ``capacity`` rows; ``take(n)`` returns the last ``n`` in order."""
+    """Record raw steps in a ring of ``capacity`` rows; ``take(n)`` returns the last ``n`` in order.
 
-    def __init__(self, venv: VecEnv, capacity: int):
+    Every observation (reset, stepped and terminal) and reward is checked for NaN and inf before it is recorded;
+    ``NonFiniteError`` names ``env_id``, the env copy, the step (vector steps since the recorder was made, each one
+    step of every copy), the step of its episode, and the value. Integer observations (uint8 frames) are not checked.
+    """
+
+    def __init__(self, venv: VecEnv, capacity: int, env_id: str = ""):
         super().__init__(venv)
         self.capacity = capacity
+        self.env_id = env_id
+        self._check_obs = can_be_nonfinite(venv.observation_space.dtype)
         n = venv.num_envs
         self._obs = np.zeros((capacity, n, *venv.observation_space.shape), dtype=venv.observation_space.dtype)
         _, act_dim = obs_action_dims(venv.observation_space, venv.action_space)
@@ -66,8 +76,36 @@ class RolloutRecorder(VecEnvWrapper):
             return None
         return np.stack([info[STATE_KEY] for info in infos])
 
+    def _finite_obs(self, obs: np.ndarray) -> bool:
+        return not self._check_obs or bool(np.isfinite(obs).all())
+
+    def _nonfinite(self, i: int, step: int, episode_step: int, what: str) -> NonFiniteError:
+        return NonFiniteError(f"non-finite value from {self.env_id or 'the env'}, env copy {i}, step {step} "
+                              f"(episode step {episode_step}): {what}")
+
+    def _check_step(self, obs: np.ndarray, rews: np.ndarray, dones: np.ndarray, infos: list[dict],
+                    any_done: bool) -> None:
+        """Raise on the first non-finite value of this step (by env copy): reward, terminal or next observation."""
+        if np.isfinite(rews).all() and self._finite_obs(obs) and (not any_done or all(
+                self._finite_obs(infos[i].get("terminal_observation", 0.0)) for i in np.flatnonzero(dones))):
+            return
+        step = self._count + 1
+        for i in range(self.num_envs):  # only on failure: find and describe the first bad value
+            t = int(self._t[i]) + 1
+            if not np.isfinite(rews[i]):
+                raise self._nonfinite(i, step, t, describe_nonfinite("reward", rews[i]))
+            if dones[i] and not self._finite_obs(infos[i].get("terminal_observation", 0.0)):
+                raise self._nonfinite(i, step, t, describe_nonfinite("terminal observation",
+                                                                     infos[i]["terminal_observation"]))
+            if not self._finite_obs(obs[i]):  # after a done, the first observation of the next episode
+                raise self._nonfinite(i, step, 0 if dones[i] else t, describe_nonfinite(
+                    "reset observation" if dones[i] else "observation", obs[i]))
+
     def reset(self):
         obs = self.venv.reset()
+        if not self._finite_obs(obs):
+            i = first_nonfinite(obs)[0]  # type: ignore[index]
+            raise self._nonfinite(i, self._count, 0, describe_nonfinite("reset observation", obs[i]))
         self._last_obs = np.array(obs)
         self._last_states = self._reset_states()
         self._episode[self._t > 0] += 1  # a reset in mid-episode starts a new one
@@ -81,6 +119,8 @@ class RolloutRecorder(VecEnvWrapper):
 
     def step_wait(self):
         obs, rews, dones, infos = self.venv.step_wait()
+        any_done = bool(dones.any())
+        self._check_step(obs, rews, dones, infos, any_done)  # before anything is recorded
         row = self._count % self.capacity
         self._obs[row] = self._last_obs
         self._acts[row] = encode_actions(self._actions, self.venv.action_space)
@@ -99,7 +139,7 @@ class RolloutRecorder(VecEnvWrapper):
         self._count += 1
         self._ep_return += rews
         self._t += 1
-        if dones.any():
+        if any_done:
             self.finished_returns.extend(self._ep_return[dones].tolist())
             self._ep_return[dones] = 0
             self._episode[dones] += 1
@@ -169,6 +209,11 @@ class RelabelingPPO(PPO):
         # what SB3 added on top of the env's reward: gamma * V(terminal obs) at time-limit truncations
         bootstrap = rollout_buffer.rewards - rec.true_rews  # (T, n_envs)
         base = rec.true_rews if self.reward_fn is None else self.reward_fn(rec.obs, rec.acts)  # (T, n_envs)
+        if self.reward_fn is not None and not np.isfinite(base).all():
+            t, i = first_nonfinite(base)  # type: ignore[misc]
+            raise NonFiniteError(
+                f"the learned reward is non-finite at step {t + 1} of the {len(base)}-step rollout ending at agent "
+                f"step {self.num_timesteps}, env copy {i}: {describe_nonfinite('reward', base[t, i])}")
         rollout_buffer.rewards[:] = self.return_normalizer(base, rec.dones) + bootstrap
         with th.no_grad():
             last_values = self.policy.predict_values(obs_as_tensor(self._last_obs, self.device))  # type: ignore[arg-type]

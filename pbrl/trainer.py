@@ -2,7 +2,9 @@
 
 ``RewardTrainer.fit`` takes a ``PreferenceDataset`` (pairs of segments with labels and a fixed train/val flag),
 draws one bootstrap resample of the training pairs per member, runs a few epochs of Bradley-Terry cross-entropy,
-and after each epoch moves the L2 coefficient so that validation loss stays within 1.1-1.5x training loss.
+and after each epoch moves the L2 coefficient so that validation loss stays within 1.1-1.5x training loss. A
+dataset holding NaN or inf, or a loss that becomes non-finite, raises ``NonFiniteError`` instead of a fit that reports
+NaN losses beside a perfect accuracy.
 """
 
 from __future__ import annotations
@@ -12,6 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pbrl.finite import (
+    NonFiniteError,
+    assert_finite_parameters,
+    can_be_nonfinite,
+    describe_nonfinite,
+    first_nonfinite,
+    parameters_are_finite,
+)
 from pbrl.frames import PackedPairs
 from pbrl.reward_model import RewardEnsemble, bradley_terry_loss
 
@@ -29,6 +39,20 @@ class PreferenceDataset:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def check_finite(self) -> None:
+        """Raise ``NonFiniteError`` naming the first pair with a NaN or inf observation, action or label. Packed
+        (image) observations are not checked: frames are uint8."""
+        for name, x in (("observation", self.obs), ("action", self.acts)):
+            if isinstance(x, PackedPairs) or not can_be_nonfinite(x.dtype) or np.isfinite(x).all():
+                continue
+            pair, seg, t = first_nonfinite(x)[:3]  # type: ignore[index]
+            raise NonFiniteError(f"labelled pair {pair} is not finite: {('first', 'second')[seg]} segment, step {t}: "
+                                 f"{describe_nonfinite(name, x[pair, seg, t])}")
+        if not np.isfinite(self.labels).all():
+            pair = first_nonfinite(self.labels)[0]  # type: ignore[index]
+            label = describe_nonfinite("label", self.labels[pair])
+            raise NonFiniteError(f"labelled pair {pair} is not finite: {label}")
 
 
 @dataclass
@@ -92,7 +116,11 @@ class RewardTrainer:
         return loss, acc
 
     def fit(self, data: PreferenceDataset, n_epochs: int) -> FitStats:
-        """Run ``n_epochs`` over a fresh bootstrap resample per member; adapt L2 after each epoch."""
+        """Run ``n_epochs`` over a fresh bootstrap resample per member; adapt L2 after each epoch.
+
+        Raises ``NonFiniteError`` before fitting when ``data`` holds NaN or inf, and when the training loss or the
+        parameters become non-finite (then the model is spoilt: keep the last checkpoint)."""
+        data.check_finite()
         train_idx = np.flatnonzero(~data.is_val)
         val_idx = np.flatnonzero(data.is_val)
         n_members = self.model.n_members
@@ -105,23 +133,42 @@ class RewardTrainer:
             feats_all = self.model.features(data.obs, data.acts)
         labels_all = torch.as_tensor(data.labels, dtype=torch.float32, device=self.model.device)
         bs = min(self.cfg.batch_size, len(train_idx))
+        was_finite = parameters_are_finite(self.model)
         self.model.train()
         train_loss, val_loss, val_acc = float("nan"), float("nan"), float("nan")
-        for _ in range(n_epochs):
-            order = np.stack([self.rng.permutation(row) for row in boot])  # (M, n_train)
-            starts = range(0, order.shape[1] - bs + 1, bs)
-            for start in starts[: self.cfg.max_batches or None]:
-                batch = torch.as_tensor(order[:, start : start + bs], device=self.model.device)  # (M, bs)
-                loss = self._member_losses(feats_all[batch], labels_all[batch]).mean(dim=1).sum()
-                loss = loss + self.l2 * self.model.net.l2().sum()
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-            train_loss, _ = self.evaluate(data, self._sample(train_idx), feats_all)
-            val_loss, val_acc = self.evaluate(data, self._sample(val_idx), feats_all)
-            self.adapt_l2(train_loss, val_loss)
-        self.model.eval()
+        try:
+            for epoch in range(n_epochs):
+                order = np.stack([self.rng.permutation(row) for row in boot])  # (M, n_train)
+                starts = range(0, order.shape[1] - bs + 1, bs)[: self.cfg.max_batches or None]
+                losses = []  # read once an epoch, not once a batch: a GPU keeps running ahead of the host
+                for start in starts:
+                    batch = torch.as_tensor(order[:, start : start + bs], device=self.model.device)  # (M, bs)
+                    loss = self._member_losses(feats_all[batch], labels_all[batch]).mean(dim=1).sum()
+                    loss = loss + self.l2 * self.model.net.l2().sum()
+                    losses.append(loss.detach())
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.optimizer.step()
+                if losses:
+                    self._check_losses(torch.stack(losses).cpu().numpy(), epoch, n_epochs, was_finite)
+                train_loss, _ = self.evaluate(data, self._sample(train_idx), feats_all)
+                val_loss, val_acc = self.evaluate(data, self._sample(val_idx), feats_all)
+                self.adapt_l2(train_loss, val_loss)
+        finally:  # a raise leaves no dropout on
+            self.model.eval()
+        assert_finite_parameters(self.model, "the reward model's parameters became non-finite during the fit")
         return FitStats(train_loss, val_loss, val_acc, self.l2, len(train_idx), len(val_idx))
+
+    def _check_losses(self, losses: np.ndarray, epoch: int, n_epochs: int, was_finite: bool) -> None:
+        """Raise on the first non-finite minibatch loss of an epoch: losses (n_batches,)."""
+        where = first_nonfinite(losses)
+        if where is None:
+            return
+        b = where[0]
+        why = ("the fit diverged from finite parameters and pairs; a lower reward learning rate may help" if was_finite
+               else "the reward model's parameters were non-finite before the fit")
+        raise NonFiniteError(f"the reward model's training {describe_nonfinite('loss', losses[b])} at epoch "
+                             f"{epoch + 1} of {n_epochs}, batch {b + 1} of {len(losses)}: {why}")
 
     def _sample(self, idx: np.ndarray) -> np.ndarray:
         """With ``max_batches``, at most as many pairs as one epoch fits; otherwise all of ``idx``."""

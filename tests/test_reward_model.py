@@ -1,4 +1,5 @@
-"""Tests for ``pbrl.reward_model``: the Bradley-Terry loss with its random-answer term, and the ensemble."""
+"""Tests for ``pbrl.reward_model``: the Bradley-Terry loss with its random-answer term, the ensemble, and the checks
+that keep NaN and inf out of its statistics and checkpoints."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from pbrl.finite import NonFiniteError, assert_finite_parameters, parameters_are_finite
 from pbrl.reward_model import (
     RANDOM_ANSWER_PROB,
     RewardEnsemble,
@@ -237,3 +239,86 @@ def test_heldout_corr_script_groups_learned_returns_by_score(tmp_path):
     sample.split([Segment(**{**s.__dict__, "true_rews": rng.normal(size=4)}) for s in segs], rng)
     sample.save(run.heldout)
     assert "mean_learned_return_by_true_return" not in load_script("heldout_corr").heldout_corr(str(tmp_path))
+
+
+# --- non-finite statistics and parameters -----------------------------------------------------------------
+
+NAN, INF = float("nan"), float("inf")
+
+
+def _cnn_ensemble():
+    from pbrl.cnn_reward import CnnRewardConfig, CnnRewardEnsemble
+
+    torch.manual_seed(0)
+    return CnnRewardEnsemble(CnnRewardConfig(obs_shape=(2, 48, 48), act_dim=3, n_members=2, filters=4, hidden=8))
+
+
+@pytest.mark.parametrize(
+    ("make", "tensor", "index", "value"),
+    [
+        (_ensemble, "net.weights.1", (2, 3, 4), NAN),
+        (_ensemble, "net.biases.0", (0, 0, 5), INF),
+        (_ensemble, "out_std", (1,), -INF),  # buffers are saved too
+        (_ensemble, "in_mean", (0,), NAN),
+        (_cnn_ensemble, "net.1.fc.weight", (5, 6), NAN),
+        (_cnn_ensemble, "net.0.norm.running_var", (3,), INF),  # beside an integer buffer (num_batches_tracked)
+    ],
+)
+def test_the_parameter_check_passes_a_fresh_ensemble_and_names_a_spoilt_value(make, tensor, index, value):
+    model = make()
+    assert parameters_are_finite(model)
+    assert_finite_parameters(model)
+    with torch.no_grad():
+        dict([*model.named_parameters(), *model.named_buffers()])[tensor][index] = value
+    assert not parameters_are_finite(model)
+    with pytest.raises(NonFiniteError) as info:
+        assert_finite_parameters(model)
+    kind = "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    shown = index[0] if len(index) == 1 else index
+    assert str(info.value) == ("the reward model's parameters became non-finite after fitting "
+                               f"({tensor} has {kind} at index {shown})")
+
+
+def _nan_obs(model, obs, acts):
+    obs[17, 1] = NAN
+
+
+def _inf_act(model, obs, acts):
+    acts[0, 1] = INF
+
+
+def _huge_obs(model, obs, acts):
+    obs[:, 0] = 3e38  # finite, but their sum is not
+
+
+def _nan_weight(model, obs, acts):
+    with torch.no_grad():
+        model.net.weights[0][0, 1, 2] = NAN
+
+
+@pytest.mark.parametrize(
+    ("stats", "spoil", "why"),
+    [
+        ("input", _nan_obs, "observation has NaN at index 1 (step 17 of the 200 they are fitted on)"),
+        ("input", _inf_act, "action has inf at index 1 (step 0 of the 200 they are fitted on)"),
+        ("input", _huge_obs, "the steps are finite, but too large for float32 statistics"),
+        ("output", _nan_obs, "observation has NaN at index 1 (step 17 of the 200 they are fitted on)"),
+        ("output", _inf_act, "action has inf at index 1 (step 0 of the 200 they are fitted on)"),
+        ("output", _huge_obs, "the steps are finite, but too large for float32 statistics"),
+        ("output", _nan_weight, "its parameters are non-finite (net.weights.0 has NaN at index (0, 1, 2))"),
+    ],
+)
+def test_non_finite_statistics_raise_with_their_cause_and_keep_the_old_ones(stats, spoil, why):
+    rng = np.random.default_rng(6)
+    model = _ensemble()
+    obs = rng.normal(size=(200, 3)).astype(np.float32)
+    acts = rng.normal(size=(200, 2)).astype(np.float32)
+    model.fit_input_stats(obs, acts)
+    model.fit_output_stats(obs, acts)
+    before = {name: b.clone() for name, b in model.named_buffers()}
+    spoil(model, obs, acts)
+    with pytest.raises(NonFiniteError) as info:
+        getattr(model, f"fit_{stats}_stats")(obs, acts)
+    assert str(info.value) == f"the reward model's {stats} statistics are non-finite: {why}"
+    for name, b in model.named_buffers():
+        torch.testing.assert_close(b, before[name], rtol=0, atol=0)

@@ -1,4 +1,5 @@
-"""The learned reward reaches PPO in one batched pass per rollout; the true reward stays recorded beside it."""
+"""The learned reward reaches PPO in one batched pass per rollout; the true reward stays recorded beside it; a NaN or
+inf from the env or the reward model stops the run where it appears, with one line saying where."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from pbrl.envs.wrappers import TRUE_REWARD_KEY, TrueRewardInInfo
+from pbrl.finite import NonFiniteError
 from pbrl.rollout import RelabelingPPO, ReturnNormalizer, RolloutRecorder
 
 N_STEPS = 64
@@ -32,9 +34,9 @@ class _InfoLog(BaseCallback):
         return True
 
 
-def _ppo(reward_fn, normalizer=None):
-    env_fn = lambda: Monitor(TrueRewardInInfo(gym.make("Pendulum-v1", max_episode_steps=TIME_LIMIT)))  # noqa: E731
-    recorder = RolloutRecorder(DummyVecEnv([env_fn]), capacity=N_STEPS)
+def _ppo(reward_fn, normalizer=None, wrap=lambda env: env):
+    env_fn = lambda: Monitor(wrap(TrueRewardInInfo(gym.make("Pendulum-v1", max_episode_steps=TIME_LIMIT))))  # noqa: E731
+    recorder = RolloutRecorder(DummyVecEnv([env_fn]), capacity=N_STEPS, env_id="Pendulum-v1")
     venv = VecNormalize(recorder, norm_obs=True, norm_reward=False)
     ppo = RelabelingPPO("MlpPolicy", venv, n_steps=N_STEPS, batch_size=32, n_epochs=1, seed=0, device="cpu",
                         policy_kwargs={"net_arch": [8]})
@@ -119,3 +121,132 @@ def test_return_normalizer_scales_by_return_std():
     other = ReturnNormalizer(n_envs=1, gamma=0.0)
     other.load_state_dict(state)
     np.testing.assert_allclose(other(rews[:10], np.zeros((10, 1), bool)), norm(rews[:10], np.zeros((10, 1), bool)))
+
+
+# --- non-finite values stop the run where they enter ------------------------------------------------------
+
+class _Poison(gym.Wrapper):
+    """Pendulum whose ``at_step``-th step, counted over all its episodes, returns ``value`` in observation
+    coordinate 1 (``what="observation"``) or as the reward; or whose ``at_reset``-th reset returns it."""
+
+    def __init__(self, env: gym.Env, what: str, value: float, at_step: int = 0, at_reset: int = 0):
+        super().__init__(env)
+        self.what, self.value, self.at_step, self.at_reset = what, value, at_step, at_reset
+        self.n_steps = self.n_resets = 0
+
+    def _poison(self, obs: np.ndarray) -> np.ndarray:
+        obs = obs.copy()
+        obs[1] = self.value
+        return obs
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.n_resets += 1
+        return (self._poison(obs) if self.n_resets == self.at_reset else obs), info
+
+    def step(self, action):
+        obs, rew, terminated, truncated, info = self.env.step(action)
+        self.n_steps += 1
+        if self.n_steps == self.at_step:
+            if self.what == "observation":
+                obs = self._poison(obs)
+            else:
+                rew = self.value
+        return obs, rew, terminated, truncated, info
+
+
+def _recorder(n_envs: int, poisoned_copy: int, **poison) -> RolloutRecorder:
+    def env_fn(i: int):
+        env = gym.make("Pendulum-v1", max_episode_steps=5)
+        return _Poison(env, **poison) if i == poisoned_copy else env
+
+    return RolloutRecorder(DummyVecEnv([lambda i=i: env_fn(i) for i in range(n_envs)]), capacity=64,
+                           env_id="Pendulum-v1")
+
+
+def _steps_until_error(recorder: RolloutRecorder, max_steps: int) -> tuple[int, str | None]:
+    """Step with fixed actions; how many steps went through, and the error's message if one was raised."""
+    actions = np.zeros((recorder.num_envs, 1), dtype=np.float32)
+    done = 0
+    try:
+        recorder.reset()
+        for _ in range(max_steps):
+            recorder.step(actions)
+            done += 1
+    except NonFiniteError as e:
+        return done, str(e)
+    return done, None
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("n_envs", "poisoned_copy", "poison", "n_ok", "message"),
+    [
+        # episodes of 5 steps: step 12 of the run is step 2 of the third episode
+        (1, 0, {"what": "observation", "value": NAN, "at_step": 3}, 2,
+         "step 3 (episode step 3): observation has NaN at index 1"),
+        (2, 1, {"what": "observation", "value": INF, "at_step": 12}, 11,
+         "step 12 (episode step 2): observation has inf at index 1"),
+        (1, 0, {"what": "reward", "value": INF, "at_step": 7}, 6, "step 7 (episode step 2): reward is inf"),
+        (3, 2, {"what": "reward", "value": -INF, "at_step": 1}, 0, "step 1 (episode step 1): reward is -inf"),
+        (1, 0, {"what": "reward", "value": NAN, "at_step": 5}, 4, "step 5 (episode step 5): reward is NaN"),
+        # the last step of an episode: the observation SB3 bootstraps from at the time limit
+        (2, 0, {"what": "observation", "value": NAN, "at_step": 10}, 9,
+         "step 10 (episode step 5): terminal observation has NaN at index 1"),
+        # the first observation of an episode, from the first reset or the automatic one after a done
+        (2, 1, {"what": "observation", "value": NAN, "at_reset": 1}, 0,
+         "step 0 (episode step 0): reset observation has NaN at index 1"),
+        (1, 0, {"what": "observation", "value": -INF, "at_reset": 3}, 9,
+         "step 10 (episode step 0): reset observation has -inf at index 1"),
+    ],
+)
+def test_a_non_finite_step_stops_the_recorder_there_with_one_line(n_envs, poisoned_copy, poison, n_ok, message):
+    recorder = _recorder(n_envs, poisoned_copy, **poison)
+    n_steps, error = _steps_until_error(recorder, max_steps=20)
+    assert n_steps == n_ok
+    assert error == f"non-finite value from Pendulum-v1, env copy {poisoned_copy}, {message}"
+    assert recorder._count == n_ok  # the bad step was not recorded
+    if n_ok:
+        assert np.isfinite(recorder.take(n_ok, 0).obs).all() and np.isfinite(recorder.take(n_ok, 0).true_rews).all()
+
+
+@pytest.mark.parametrize("n_envs", [1, 3])
+def test_finite_envs_run_through_the_checks_unchanged(n_envs):
+    recorder = _recorder(n_envs, poisoned_copy=-1)
+    obs = [recorder.reset()]
+    rng = np.random.default_rng(0)
+    for _ in range(12):  # over two time-limit resets
+        obs.append(recorder.step(rng.uniform(-2, 2, size=(n_envs, 1)).astype(np.float32))[0])
+    rec = recorder.take(12, 0)
+    assert rec.dones.sum() == 2 * n_envs
+    np.testing.assert_array_equal(rec.obs, np.stack(obs[:12]))  # after a done, the reset observation step returned
+
+
+def test_ppo_stops_at_a_nan_observation_with_the_recorders_line_not_a_torch_error():
+    ppo, _ = _ppo(None, wrap=lambda env: _Poison(env, "observation", NAN, at_step=40))
+    with pytest.raises(NonFiniteError, match=r"^non-finite value from Pendulum-v1, env copy 0, step 40 \(episode "
+                                             r"step 15\): observation has NaN at index 1$"):
+        _collect(ppo)
+
+
+@pytest.mark.parametrize(
+    ("bad_value", "t", "env_copy", "message"),
+    [
+        (NAN, 10, 0, "step 11 of the 64-step rollout ending at agent step 64, env copy 0: reward is NaN"),
+        (INF, 63, 0, "step 64 of the 64-step rollout ending at agent step 64, env copy 0: reward is inf"),
+        (-INF, 0, 0, "step 1 of the 64-step rollout ending at agent step 64, env copy 0: reward is -inf"),
+    ],
+)
+def test_a_non_finite_learned_reward_stops_ppo_before_it_is_paid(bad_value, t, env_copy, message):
+    def reward_fn(obs, acts):  # (T, n_envs, 3), (T, n_envs, 1) -> (T, n_envs)
+        out = obs[..., 0].astype(np.float32)
+        out[t, env_copy] = bad_value
+        return out
+
+    ppo, _ = _ppo(reward_fn)
+    with pytest.raises(NonFiniteError) as info:
+        _collect(ppo)
+    assert str(info.value) == f"the learned reward is non-finite at {message}"
+    assert np.isfinite(ppo.rollout_buffer.rewards).all()  # the buffer kept the env's rewards

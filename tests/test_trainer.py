@@ -1,4 +1,5 @@
-"""Tests for ``pbrl.trainer``: bagging, adaptive L2, and that fitting learns a simple true reward."""
+"""Tests for ``pbrl.trainer``: bagging, adaptive L2, that fitting learns a simple true reward, and that it stops with
+one line on NaN or inf."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from pbrl.finite import NonFiniteError
+from pbrl.frames import PackedObs, PackedPairs
 from pbrl.reward_model import RewardEnsemble, RewardModelConfig
 from pbrl.trainer import PreferenceDataset, RewardTrainer, TrainerConfig
 
@@ -148,3 +151,69 @@ def test_max_batches_bounds_the_updates_and_the_pairs_scored():
     trainer.fit(data, n_epochs=2)
     assert len(steps) == 2 * 3  # 3 minibatches an epoch instead of ~18
     assert scored == [48, 48, 48, 48]  # train and val losses on 3 x 16 pairs each epoch
+
+
+# --- non-finite data and losses ---------------------------------------------------------------------------
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("field", "where", "value", "message"),
+    [
+        ("obs", (3, 1, 2, 1), NAN, "labelled pair 3 is not finite: second segment, step 2: observation has NaN at "
+                                   "index 1"),
+        ("obs", (0, 0, 4, 0), -INF, "labelled pair 0 is not finite: first segment, step 4: observation has -inf at "
+                                    "index 0"),
+        ("acts", (7, 0, 0, 0), INF, "labelled pair 7 is not finite: first segment, step 0: action has inf at index 0"),
+        ("labels", (5,), NAN, "labelled pair 5 is not finite: label is NaN"),
+    ],
+)
+def test_fit_refuses_a_dataset_with_a_non_finite_value_and_trains_nothing(field, where, value, message):
+    data = _dataset(20, 0.25, np.random.default_rng(0))
+    getattr(data, field)[where] = value
+    trainer = _trainer(batch_size=8)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    with pytest.raises(NonFiniteError) as info:
+        trainer.fit(data, n_epochs=2)
+    assert str(info.value) == message
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+
+
+def test_packed_image_pairs_are_not_unpacked_to_be_checked(monkeypatch):
+    frames = np.random.default_rng(0).integers(0, 255, size=(3, 2, 4, 4), dtype=np.uint8)  # (T, K, H, W)
+    obs = PackedPairs([(PackedObs(frames), PackedObs(frames))] * 2)
+
+    def unpack(self, idx):
+        raise AssertionError("unpacked")
+
+    monkeypatch.setattr(PackedPairs, "__getitem__", unpack)
+    data = PreferenceDataset(obs, np.zeros((2, 2, 3, 1), np.float32), np.array([1.0, 0.0]), np.zeros(2, bool))
+    data.check_finite()
+    data.acts[1, 1, 2, 0] = NAN
+    with pytest.raises(NonFiniteError) as info:
+        data.check_finite()
+    assert str(info.value) == "labelled pair 1 is not finite: second segment, step 2: action has NaN at index 0"
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        # weights that are NaN before the fit: the first minibatch's loss is NaN
+        ({"nan_weight": True}, "the reward model's training loss is NaN at epoch 1 of 3, batch 1 of 2: the reward "
+                               "model's parameters were non-finite before the fit"),
+        # a learning rate that makes Adam's steps overflow: finite at first, NaN a step later
+        ({"lr": 1e20}, "the reward model's training loss is NaN at epoch 1 of 3, batch 2 of 2: the fit diverged from "
+                       "finite parameters and pairs; a lower reward learning rate may help"),
+    ],
+)
+def test_a_loss_that_turns_non_finite_stops_the_fit_naming_epoch_and_batch(spoil, message):
+    data = _dataset(20, 0.2, np.random.default_rng(1))  # 16 training pairs: 2 minibatches of 8
+    trainer = _trainer(batch_size=8, lr=spoil.get("lr", 3e-4))
+    if spoil.get("nan_weight"):
+        with torch.no_grad():
+            trainer.model.net.weights[1][0, 2, 3] = NAN
+    with pytest.raises(NonFiniteError) as info:
+        trainer.fit(data, n_epochs=3)
+    assert str(info.value) == message
+    assert not trainer.model.training  # left in eval mode, as a fit that returns
