@@ -1,15 +1,32 @@
-"""Tests for ``pbrl.store``: the SQLite preference store is durable, checks answers and writes atomically."""
+"""Tests for ``pbrl.store``: the SQLite preference store is durable, checks answers and writes atomically; a store
+that cannot be used fails in one line naming the file, and a read-only reader never writes."""
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import pickle
+import shutil
 import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pbrl.segments import Segment
-from pbrl.store import LeaseError, PreferenceStore, StoreCounts
+from pbrl.store import (
+    SCHEMA_VERSION,
+    LeaseError,
+    PreferenceStore,
+    StoreCounts,
+    StoreError,
+    StoreVersionError,
+)
 
 
 def _segment(rng: np.random.Generator, t: int = 4, with_states: bool = True, **meta) -> Segment:
@@ -329,3 +346,417 @@ def test_the_segment_cache_is_bounded_and_evicted_segments_read_back(tmp_path, m
             _assert_same_segment(store.segment(a), first)
             _assert_same_segment(store.segment(b), second)
         assert len(store._segment_cache) == 4 and store._cache_bytes == 4 * pbrl.store._nbytes(segs[0])
+
+
+# -- a store that cannot be used, and read-only readers ------------------------------------------------------------
+
+
+def _made_store(path: Path, journal_mode: str = "wal") -> None:
+    """A closed store with 6 comparisons (2 answered, 1 incomparable, 3 pending) and their 12 segments."""
+    rng = np.random.default_rng(12)
+    with PreferenceStore(path) as store:
+        ids, _ = store.add_queries([(_segment(rng), _segment(rng)) for _ in range(6)], ["train", "val"] * 3, 0, 0)
+        store.answer_many(ids[:3], np.array([1.0, 0.0, np.nan]), "synthetic")
+    if journal_mode != "wal":  # as a store copied by a tool that took it out of WAL mode
+        conn = sqlite3.connect(path)
+        conn.execute(f"PRAGMA journal_mode={journal_mode}")
+        conn.close()
+
+
+def _read_everything(store: PreferenceStore) -> tuple:
+    comps = store.comparisons()
+    segs = [store.segment(i) for c in comps for i in (c.first_id, c.second_id)]
+    return store.counts(), comps, store.asked_pairs(), store.answered(), segs
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _siblings(path: Path) -> list[str]:
+    """The store's -wal, -shm and -journal files that exist."""
+    return sorted(s for s in ("-wal", "-shm", "-journal") if Path(f"{path}{s}").exists())
+
+
+def _assert_one_line_naming(exc: pytest.ExceptionInfo, path: Path) -> None:
+    message = str(exc.value)
+    assert "\n" not in message and str(path) in message, message
+
+
+def _drop_siblings(path: Path) -> None:
+    for s in ("-wal", "-shm"):
+        Path(f"{path}{s}").unlink(missing_ok=True)
+
+
+_DAMAGE = {
+    "truncated to half": lambda b: b[: len(b) // 2],
+    "cut to its first page": lambda b: b[: int.from_bytes(b[16:18], "big")],  # the header's page size
+    "random bytes": lambda b: np.random.default_rng(0).bytes(len(b)),
+    "header zeroed": lambda b: bytes(100) + b[100:],
+}
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+@pytest.mark.parametrize("damage", list(_DAMAGE))
+def test_a_damaged_file_fails_at_open_in_one_line_naming_it(tmp_path, damage, readonly):
+    path = tmp_path / "p.sqlite"
+    _made_store(path)
+    path.write_bytes(_DAMAGE[damage](path.read_bytes()))
+    before = _digest(path)
+    with pytest.raises(StoreError, match="damaged") as exc:
+        PreferenceStore(path, readonly=readonly)
+    _assert_one_line_naming(exc, path)
+    assert _digest(path) == before  # nothing written, not even by a writer
+    if not readonly:
+        assert _siblings(path) == []
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_store_damaged_in_any_one_page_raises_store_error_at_open_or_read_or_check(tmp_path, readonly):
+    """Overwrite each page in turn: every damage is noticed, always as StoreError, never as a raw sqlite error."""
+    path = tmp_path / "p.sqlite"
+    _made_store(path)
+    with PreferenceStore(path, readonly=True) as store:
+        assert store.check_integrity() == ["ok"]
+    sound = path.read_bytes()
+    page_size = int.from_bytes(sound[16:18], "big")
+    rng = np.random.default_rng(0)
+    assert len(sound) // page_size >= 8  # segments, comparisons, index and events each have pages of their own
+    for page in range(len(sound) // page_size):
+        _drop_siblings(path)
+        path.write_bytes(sound[: page * page_size] + rng.bytes(page_size) + sound[(page + 1) * page_size:])
+        try:
+            with PreferenceStore(path, readonly=readonly) as store:
+                _read_everything(store)
+                noticed = store.check_integrity() != ["ok"]
+        except StoreError as exc:
+            assert "\n" not in str(exc) and str(path) in str(exc), str(exc)
+            noticed = True
+        assert noticed, f"page {page} damaged unnoticed"
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+@pytest.mark.parametrize("damaged", ["comparisons", "comparisons_status", "segments"])
+def test_a_damaged_table_is_noticed_at_open_not_at_a_later_read(tmp_path, damaged, readonly):
+    """The schema can be sound while the tables are not: opening reads the counts and the newest segment too."""
+    path = tmp_path / "p.sqlite"
+    _made_store(path)
+    conn = sqlite3.connect(path)
+    [(root,)] = conn.execute("SELECT rootpage FROM sqlite_master WHERE name=?", (damaged,)).fetchall()
+    [(page_size,)] = conn.execute("PRAGMA page_size").fetchall()
+    conn.close()
+    data = bytearray(path.read_bytes())
+    data[(root - 1) * page_size: root * page_size] = np.random.default_rng(0).bytes(page_size)
+    path.write_bytes(data)
+    with pytest.raises(StoreError, match="damaged") as exc:
+        PreferenceStore(path, readonly=readonly)
+    _assert_one_line_naming(exc, path)
+
+
+def test_a_segment_whose_data_is_damaged_raises_store_error_naming_it(tmp_path):
+    """SQLite keeps no checksums: a flipped byte inside a segment's compressed arrays shows only when it is read."""
+    path = tmp_path / "p.sqlite"
+    _made_store(path)
+    conn = sqlite3.connect(path)
+    [(data,)] = conn.execute("SELECT data FROM segments WHERE id=3").fetchall()
+    conn.execute("UPDATE segments SET data=? WHERE id=3", (data[: len(data) // 2],))
+    conn.commit()
+    conn.close()
+    with PreferenceStore(path, readonly=True) as store:
+        store.segment(2)  # the others still read
+        with pytest.raises(StoreError, match="segment 3 .* is damaged") as exc:
+            store.segment(3)
+        _assert_one_line_naming(exc, path)
+
+
+def test_an_empty_file_opened_readonly_holds_no_store(tmp_path):
+    path = tmp_path / "p.sqlite"
+    path.touch()
+    with pytest.raises(StoreError, match="holds no pbrl store") as exc:
+        PreferenceStore(path, readonly=True)
+    _assert_one_line_naming(exc, path)
+    assert path.stat().st_size == 0 and _siblings(path) == []
+
+
+def test_an_empty_file_becomes_a_new_store_when_opened_to_write(tmp_path):
+    path = tmp_path / "p.sqlite"
+    path.touch()  # as SQLite itself leaves a store whose creation was cut short
+    with PreferenceStore(path) as store:
+        assert store.counts() == StoreCounts(0, 0, 0, 0)
+    with PreferenceStore(path, readonly=True) as store:
+        assert store.counts() == StoreCounts(0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+@pytest.mark.parametrize("journal_mode", ["wal", "delete"])
+def test_a_store_from_a_newer_pbrl_is_refused_and_left_as_it_was(tmp_path, journal_mode, readonly):
+    path = tmp_path / "p.sqlite"
+    _made_store(path, journal_mode)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+    conn.commit()
+    conn.close()
+    before, siblings = _digest(path), _siblings(path)
+    with pytest.raises(StoreVersionError, match=f"schema {SCHEMA_VERSION + 1}.*upgrade pbrl") as exc:
+        PreferenceStore(path, readonly=readonly)
+    assert isinstance(exc.value, StoreError) and isinstance(exc.value, RuntimeError)
+    _assert_one_line_naming(exc, path)
+    assert _digest(path) == before  # no schema created, no journal mode changed
+    if not (readonly and journal_mode == "wal"):  # a WAL reader leaves an empty -wal and its -shm (see below)
+        assert _siblings(path) == siblings
+
+
+@pytest.mark.parametrize("journal_mode", ["wal", "delete"])
+def test_a_readonly_store_reads_what_was_written_and_writes_nothing(tmp_path, journal_mode):
+    path = tmp_path / "p.sqlite"
+    _made_store(path, journal_mode)
+    before, siblings = _digest(path), _siblings(path)
+    with PreferenceStore(path, readonly=True) as store:
+        counts, comps, asked, answered, segs = _read_everything(store)
+    assert counts == StoreCounts(n_labels=2, n_pending=3, n_incomparable=1, n_asked=6)
+    assert _digest(path) == before
+    if journal_mode == "wal":
+        # SQLite makes a -wal and a -shm to read a WAL store and a read-only connection cannot remove them; the
+        # -wal stays empty, and the next writer to close removes both
+        assert Path(f"{path}-wal").stat().st_size == 0
+    else:
+        assert _siblings(path) == siblings
+    with PreferenceStore(path) as writer:
+        assert _read_everything(writer)[:4] == (counts, comps, asked, answered)
+        for got, want in zip(segs, _read_everything(writer)[4], strict=True):
+            _assert_same_segment(got, want)
+
+
+def test_opening_a_store_to_write_writes_nothing_until_something_is_stored(tmp_path):
+    """The check at open that the store is writable is a write rolled back: it leaves no trace in the -wal."""
+    path = tmp_path / "p.sqlite"
+    _made_store(path)
+    before = _digest(path)
+    with PreferenceStore(path) as store:
+        assert Path(f"{path}-wal").stat().st_size == 0
+        store.answer(4, 1.0, "alice")
+        assert Path(f"{path}-wal").stat().st_size > 0
+    assert _digest(path) != before  # the answer, checkpointed at close
+
+
+_WRITES: dict[str, Callable[[PreferenceStore], object]] = {
+    "add_queries": lambda s: s.add_queries([(_segment(np.random.default_rng(0)), s.segment(1))], ["train"], 1, 1),
+    "answer": lambda s: s.answer(4, 1.0, "alice"),
+    "answer_many": lambda s: s.answer_many([4, 5], np.array([1.0, 0.0]), "synthetic"),
+    "lease_next": lambda s: s.lease_next("alice:1", 60.0),
+    "renew_leases": lambda s: s.renew_leases([4], "alice:1", 60.0),
+    "release": lambda s: s.release([4], "alice:1"),
+    "undo": lambda s: s.undo(1, "synthetic", "alice:1", 60.0),
+}
+
+
+@pytest.mark.parametrize("write", list(_WRITES))
+def test_a_readonly_store_refuses_every_write(tmp_path, write):
+    path = tmp_path / "p.sqlite"
+    _made_store(path)
+    before = _digest(path)
+    with PreferenceStore(path, readonly=True) as store:
+        with pytest.raises(StoreError, match="read-only") as exc:
+            _WRITES[write](store)
+        _assert_one_line_naming(exc, path)
+        assert store.counts() == StoreCounts(n_labels=2, n_pending=3, n_incomparable=1, n_asked=6)
+    assert _digest(path) == before
+
+
+def test_a_schema_1_store_is_read_readonly_and_not_migrated(tmp_path):
+    path = tmp_path / "old.sqlite"
+    _made_store(path)
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE comparisons DROP COLUMN shown_at")
+    conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+    before = _digest(path)
+    with PreferenceStore(path, readonly=True) as store:
+        counts, comps, _, answered, segs = _read_everything(store)
+        assert counts == StoreCounts(n_labels=2, n_pending=3, n_incomparable=1, n_asked=6)
+        assert [c.label for c in answered] == [1.0, 0.0] and len(segs) == 12
+    assert _digest(path) == before
+    conn = sqlite3.connect(path)
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(comparisons)")]
+    assert "shown_at" not in columns
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+    conn.close()
+
+
+@pytest.mark.parametrize(("name", "readonly", "says"), [
+    ("missing.sqlite", True, "no preference store at"),
+    ("no/such/dir/p.sqlite", False, "does not exist"),
+    ("no/such/dir/p.sqlite", True, "no preference store at"),
+    (".", True, "is a directory"),
+    (".", False, "is a directory"),
+])
+def test_a_store_that_is_not_there_is_reported_in_one_line(tmp_path, name, readonly, says):
+    path = tmp_path / name
+    with pytest.raises(StoreError, match=says) as exc:
+        PreferenceStore(path, readonly=readonly)
+    _assert_one_line_naming(exc, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing created
+
+
+def test_a_database_of_something_else_is_not_taken_over(tmp_path):
+    path = tmp_path / "other.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (name TEXT)")
+    conn.commit()
+    conn.close()
+    before = _digest(path)
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match="other tables") as exc:
+            PreferenceStore(path, readonly=readonly)
+        _assert_one_line_naming(exc, path)
+    assert _digest(path) == before
+
+
+@pytest.mark.parametrize("name", ["with space.sqlite", "what?.sqlite", "hash#1.sqlite", "per%20cent.sqlite",
+                                  "dir with space/p.sqlite"])
+def test_a_readonly_store_opens_paths_with_uri_characters(tmp_path, name):
+    path = tmp_path / name
+    path.parent.mkdir(exist_ok=True)
+    _made_store(path)
+    with PreferenceStore(path, readonly=True) as store:
+        assert store.counts().n_asked == 6
+    # the reader opened that file, not one named by a misread URI
+    assert {p.name for p in path.parent.iterdir()} <= {path.name, f"{path.name}-wal", f"{path.name}-shm"}
+
+
+@pytest.mark.parametrize(("field", "where", "bad"), [
+    ("true_rews", 1, np.nan),
+    ("true_rews", 1, np.inf),
+    ("true_rews", slice(None), 3e38),  # finite rewards whose float32 sum, the true_return, overflows to inf
+    ("obs", 5, np.nan),
+    ("acts", 0, -np.inf),
+    ("states", 7, np.nan),
+])
+def test_a_segment_with_a_non_finite_value_is_refused_and_nothing_is_stored(tmp_path, field, where, bad):
+    rng = np.random.default_rng(13)
+    path = tmp_path / "p.sqlite"
+    with PreferenceStore(path) as store:
+        store.add_queries([(_segment(rng), _segment(rng))], ["train"], 0, 0)
+        broken = _segment(rng, episode=5, env_step=40)
+        getattr(broken, field).flat[where] = bad
+        with pytest.raises(ValueError, match=r"second segment of pair 1 \(env 1, episode 5, step 40") as exc:
+            store.add_queries([(_segment(rng), _segment(rng)), (_segment(rng), broken)], ["train", "val"], 1, 10)
+        assert "\n" not in str(exc.value) and ("true_return" in str(exc.value) or field in str(exc.value))
+        assert store.counts().n_asked == 1
+    assert _row_counts(path) == (2, 1)
+
+
+# -- permissions: root ignores file modes, so as root these run as `nobody` in a forked child ----------------------
+
+NOBODY = 65534
+
+
+def _as_unprivileged_user(fn: Callable[[], object]) -> object:
+    """``fn()`` run by a user that file modes apply to: this one, or ``nobody`` in a forked child when root.
+
+    The child forks from a process with no store open (SQLite's per-process lock tables must not be shared), and
+    sends back its result or its exception.
+    """
+    if os.geteuid() != 0:
+        return fn()
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child never returns into pytest
+        try:
+            os.close(read_fd)
+            try:
+                os.setgroups([])
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+            except OSError as exc:
+                result: tuple = ("skip", f"cannot become nobody: {exc}")
+            else:
+                try:
+                    result = ("ok", fn())
+                except BaseException as exc:  # noqa: BLE001 - sent to the parent, which raises it
+                    result = ("raised", exc)
+            with os.fdopen(write_fd, "wb") as f:
+                try:
+                    pickle.dump(result, f)
+                except Exception:  # noqa: BLE001
+                    pickle.dump(("raised", AssertionError(repr(result))), f)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    kind, value = pickle.loads(data)
+    if kind == "skip":
+        pytest.skip(value)
+    if kind == "raised":
+        raise value
+    return value
+
+
+@pytest.fixture
+def run_dir():
+    """An empty directory another user can reach (pytest's tmp_path is private to its user); modes restored after."""
+    base = Path(tempfile.mkdtemp(prefix="pbrl-test-store-"))
+    os.chmod(base, 0o755)
+    (base / "run").mkdir()
+    yield base / "run"
+    for p in [base, *base.rglob("*")]:
+        if not p.is_symlink():
+            os.chmod(p, 0o777 if p.is_dir() else 0o666)
+    shutil.rmtree(base)
+
+
+posix_only = pytest.mark.skipif(sys.platform == "win32" or not hasattr(os, "fork"), reason="POSIX file modes")
+
+
+@posix_only
+@pytest.mark.parametrize(("dir_mode", "file_mode"), [(0o555, 0o444), (0o777, 0o444), (0o555, 0o666)],
+                         ids=["neither-writable", "file-read-only", "directory-read-only"])
+def test_a_store_this_user_cannot_write_fails_at_open_in_one_line(run_dir, dir_mode, file_mode):
+    path = run_dir / "preferences.sqlite"
+    _made_store(path)
+    before = _digest(path)
+    os.chmod(path, file_mode)
+    os.chmod(run_dir, dir_mode)
+    with pytest.raises(StoreError, match="not writable by this user") as exc:
+        _as_unprivileged_user(lambda: PreferenceStore(path))
+    _assert_one_line_naming(exc, path)
+    assert "pbrl status" in str(exc.value)
+    assert _digest(path) == before
+    # and it still reads
+    assert _as_unprivileged_user(lambda: PreferenceStore(path, readonly=True).counts().n_asked) == 6
+
+
+_LIVE_WRITER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA wal_autocheckpoint=0")  # the answer stays in the -wal while this process lives
+conn.execute("UPDATE comparisons SET status='answered', label=1.0 WHERE id=6")
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+
+@posix_only
+@pytest.mark.parametrize("writer_running", [False, True])
+def test_a_reader_reads_a_store_in_a_directory_it_cannot_write(run_dir, writer_running):
+    """`pbrl status` by another user: while a run writes (through its -wal), and after it ended (no -wal left, where
+    SQLite cannot open the store read-only without making one; the reader then reads the file as it stands)."""
+    path = run_dir / "preferences.sqlite"
+    _made_store(path)
+    writer = None
+    if writer_running:
+        writer = subprocess.Popen([sys.executable, "-c", _LIVE_WRITER, str(path)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        assert writer.stdout.readline().strip() == "ready"
+    try:
+        os.chmod(run_dir, 0o555)
+        siblings = _siblings(path)
+        counts = _as_unprivileged_user(lambda: PreferenceStore(path, readonly=True).counts())
+        assert counts.n_labels == (3 if writer_running else 2) and counts.n_asked == 6
+        assert _siblings(path) == siblings
+    finally:
+        if writer is not None:
+            writer.communicate("\n", timeout=30)
