@@ -2,7 +2,10 @@
 
 Every wrapper that pbrl applies is listed, in order, in ``make_env``. The no-leak rule of the paper lives here:
 episodes have a fixed length, so that neither the agent nor the reward model can read the reward off when an
-episode ends. The loop, the evaluation and the UI all build their envs through this module.
+episode ends. The loop, the evaluation and the UI all build their envs through this module. An id may name the
+module that registers a user's own env, as ``gym.make`` takes it (``"my_pkg.envs:Reach-v0"``); ``env_kwargs`` go to
+the env's constructor; what pbrl cannot use is refused with one ``EnvSpecError`` line. Every wrapper records its
+arguments, so ``gym.make(env.spec)`` rebuilds the env ``make_env`` returned.
 """
 
 import os

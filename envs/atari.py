@@ -2,14 +2,19 @@
 
 ``make_atari(game)`` builds, in this order:
 
-1. ``ALE/<Game>-v5`` with ``frameskip=1`` and no sticky actions (the wrappers below do the skipping);
+1. ``ALE/<Game>-v5`` with ``frameskip=1``, no sticky actions and no frame limit (the wrappers below do the skipping);
 2. ``MaskScore``: the rectangles of ``SCORE_MASKS`` are set to black in every RGB frame, so neither the reward model
    nor a person can read the reward off the screen (BeamRider's enemy counter and Enduro's dashboard included);
 3. ``FixedLengthAtari``: 0-30 no-op starts, frameskip 4 with a max over the last two frames, 84x84 grey
    observations; a game over restarts the game *inside* the episode, lives are never reported, and the episode is
    cut only at its fixed length, so no life-loss or game-over signal reaches the agent or the reward model.
    The reward is the unclipped game score of the skipped frames (what the synthetic oracle compares);
-4. a 4-frame stack (``gymnasium.wrappers.FrameStackObservation``), observations (4, 84, 84) uint8.
+4. Gymnasium's own wrappers from ``gym.make`` (its passive checker, order enforcing) and ``TimeLimit``: the fixed
+   length, in agent steps (``EPISODE_STEPS`` unless given);
+5. a 4-frame stack (``gymnasium.wrappers.FrameStackObservation``), observations (4, 84, 84) uint8.
+
+Steps 1-3 are ``masked_game``, the entry point of the env's spec, so the time limit that ``gym.make(env.spec)`` puts
+right above a spec's base counts agent steps, and the spec rebuilds this stack exactly.
 
 Needs the atari extra: ``pip install "pbrl[atari]"`` (ale-py ships the ROMs; resizing uses OpenCV).
 """
@@ -17,9 +22,11 @@ Needs the atari extra: ``pip install "pbrl[atari]"`` (ale-py ships the ROMs; res
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.registration import EnvSpec
 
 from pbrl.envs.wrappers import STATE_KEY
 
@@ -70,10 +77,11 @@ def decode_state(row: np.ndarray):
     return pickle.loads(row[4:4 + n].tobytes())
 
 
-class MaskScore(gym.ObservationWrapper):
+class MaskScore(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Black out ``rects`` in every RGB frame (a new array; the emulator's buffer is never written)."""
 
     def __init__(self, env: gym.Env, rects: list[tuple[int, int, int, int]]):
+        gym.utils.RecordConstructorArgs.__init__(self, rects=rects)
         super().__init__(env)
         self.rects = rects
 
@@ -96,10 +104,11 @@ def to_84(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, (84, 84), interpolation=cv2.INTER_AREA)
 
 
-class FixedLengthAtari(gym.Wrapper):
+class FixedLengthAtari(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """No-op starts, frameskip with max-pool, 84x84 grey, game over restarts inside a fixed-length episode."""
 
     def __init__(self, env: gym.Env, frameskip: int = 4, noop_max: int = 30):
+        gym.utils.RecordConstructorArgs.__init__(self, frameskip=frameskip, noop_max=noop_max)
         super().__init__(env)
         self.frameskip, self.noop_max = frameskip, noop_max
         self.observation_space = gym.spaces.Box(0, 255, (84, 84), dtype=np.uint8)
@@ -137,11 +146,11 @@ class FixedLengthAtari(gym.Wrapper):
         pooled = np.maximum(frames[-1], frames[-2]) if len(frames) >= 2 else frames[-1]
         self.last_rgb = frames[-1]
         self.game_points += total
-        finished = float("nan")
+        info = self._state_info()
         if game_over:  # the game starts again; the agent sees only the new screen, never a signal
             pooled = self._start()
-            finished, self.game_points = self.game_points, 0.0
-        return to_84(pooled), total, False, False, {**self._state_info(), GAME_SCORE_KEY: finished}
+            info[GAME_SCORE_KEY], self.game_points = self.game_points, 0.0  # in info only on the step a game ends
+        return to_84(pooled), total, False, False, info
 
 
 class AtariClipRenderer:
@@ -183,8 +192,8 @@ class AtariClipRenderer:
         self.env.close()
 
 
-def make_atari(env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
-    """Build one of the seven games with the paper's preprocessing (see the module doc for the order)."""
+def masked_game(env_id: str, render_mode: str | None = None, **ale_kwargs) -> gym.Env:
+    """Steps 1-3 of the module doc: the base of the env's spec (``ale_kwargs`` go to ALE, over pbrl's settings)."""
     game = game_of(env_id)
     if game is None:
         raise ValueError(f"{env_id!r} is not one of the paper's games: {', '.join(f'ALE/{g}-v5' for g in GAMES)}")
@@ -193,9 +202,20 @@ def make_atari(env_id: str, max_episode_steps: int | None = None, render_mode: s
     ale_py = require("ale_py", "atari", "the Atari games")
     require("cv2", "atari", "Atari preprocessing")
     gym.register_envs(ale_py)
-    env = gym.make(env_id, frameskip=1, repeat_action_probability=0.0, full_action_space=False,
-                   max_num_frames_per_episode=0, render_mode=render_mode)
-    env = MaskScore(env.unwrapped, SCORE_MASKS[game])  # unwrapped: ALE's own TimeLimit would end episodes
-    env = FixedLengthAtari(env)
-    env = gym.wrappers.TimeLimit(env, max_episode_steps or EPISODE_STEPS)
+    kwargs = {"frameskip": 1, "repeat_action_probability": 0.0, "full_action_space": False,
+              "max_num_frames_per_episode": 0, **ale_kwargs}
+    env = gym.make(env_id, render_mode=render_mode, **kwargs)
+    return FixedLengthAtari(MaskScore(env.unwrapped, SCORE_MASKS[game]))  # unwrapped: ALE's TimeLimit would end games
+
+
+def make_atari(env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None,
+               env_kwargs: dict[str, Any] | None = None) -> gym.Env:
+    """Build one of the seven games with the paper's preprocessing (see the module doc for the order)."""
+    if game_of(env_id) is None:
+        raise ValueError(f"{env_id!r} is not one of the paper's games: {', '.join(f'ALE/{g}-v5' for g in GAMES)}")
+    # A spec of our own under the user's id, with masked_game as its base: gym.make puts the time limit right above
+    # the base, where it counts agent steps (above the raw ALE env it would count frames and end games).
+    spec = EnvSpec(id=env_id, entry_point=f"{__name__}:masked_game", kwargs={"env_id": env_id, **(env_kwargs or {})},
+                   max_episode_steps=max_episode_steps or EPISODE_STEPS)
+    env = gym.make(spec, **({} if render_mode is None else {"render_mode": render_mode}))
     return gym.wrappers.FrameStackObservation(env, 4)

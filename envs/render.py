@@ -8,6 +8,8 @@ to the thread that made it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from pbrl.envs.make import make_env
@@ -17,10 +19,11 @@ from pbrl.segments import Segment
 class ClipRenderer:
     """Render MuJoCo segments of ``env_id`` from their saved states at ``size`` x ``size`` pixels."""
 
-    def __init__(self, env_id: str, size: int = 256, max_episode_steps: int | None = None):
+    def __init__(self, env_id: str, size: int = 256, max_episode_steps: int | None = None,
+                 env_kwargs: dict[str, Any] | None = None):
         import mujoco  # after pbrl.envs (imported above), which picks the headless GL backend
 
-        self.env = make_env(env_id, max_episode_steps=max_episode_steps)
+        self.env = make_env(env_id, max_episode_steps=max_episode_steps, env_kwargs=env_kwargs)
         unwrapped = self.env.unwrapped
         if not hasattr(unwrapped, "model"):
             self.env.close()

@@ -1,11 +1,14 @@
 """Gymnasium wrappers that keep episode ends from leaking the reward and record simulator state.
 
-``FrozenTerminalState`` turns termination into a frozen state that runs to the time limit; ``RecordSimulatorState``
-puts the MuJoCo state (qpos, qvel) into ``info`` so that clips of a segment can be re-rendered later.
+``FrozenTerminalState`` turns termination into a frozen state that runs to the time limit; ``TrueRewardInInfo``
+keeps the env's own reward in ``info``; ``RecordSimulatorState`` puts the MuJoCo state (qpos, qvel) into ``info`` so
+that clips of a segment can be re-rendered later. All three record their constructor arguments
+(``gymnasium.utils.RecordConstructorArgs``), so ``gym.make(env.spec)`` rebuilds the env ``make_env`` built.
 """
 
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -15,7 +18,7 @@ STATE_KEY = "pbrl_state"
 TRUE_REWARD_KEY = "true_reward"
 
 
-class FrozenTerminalState(gym.Wrapper):
+class FrozenTerminalState(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Replace termination by a frozen terminal state that lasts until the time limit.
 
     After the wrapped env terminates, every further step returns the terminal observation and
@@ -24,6 +27,7 @@ class FrozenTerminalState(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, terminal_reward: float = 0.0):
+        gym.utils.RecordConstructorArgs.__init__(self, terminal_reward=terminal_reward)
         super().__init__(env)
         if env.spec is None or env.spec.max_episode_steps is None:
             raise ValueError(
@@ -36,7 +40,7 @@ class FrozenTerminalState(gym.Wrapper):
         self._frozen_info: dict[str, Any] = {}
 
     def reset(self, **kwargs):
-        self._frozen_obs = None
+        self._frozen_obs, self._frozen_info = None, {}
         self._elapsed = 0
         return self.env.reset(**kwargs)
 
@@ -45,15 +49,17 @@ class FrozenTerminalState(gym.Wrapper):
         if self._frozen_obs is not None:
             # the inner TimeLimit no longer sees steps, so the time limit is kept here
             truncated = self._elapsed >= self.max_episode_steps
-            return self._frozen_obs, self.terminal_reward, False, truncated, dict(self._frozen_info, frozen=True)
+            # copies: a caller that keeps (or edits) one step's data must not change the next step's
+            obs, info = deepcopy(self._frozen_obs), deepcopy(self._frozen_info)
+            return obs, self.terminal_reward, False, truncated, {**info, "frozen": True}
         obs, reward, terminated, truncated, info = self.env.step(action)
         if terminated:
-            self._frozen_obs, self._frozen_info = obs, dict(info)
+            self._frozen_obs, self._frozen_info = deepcopy(obs), deepcopy(info)
             terminated = False
         return obs, reward, terminated, truncated, info
 
 
-class RecordSimulatorState(gym.Wrapper):
+class RecordSimulatorState(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Add the MuJoCo state ``concat(qpos, qvel)`` before the next step to ``info[STATE_KEY]``.
 
     The state is the one the returned observation was taken in, so a segment's states line up with its
@@ -61,6 +67,7 @@ class RecordSimulatorState(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
         if not hasattr(env.unwrapped, "data"):
             raise ValueError(f"RecordSimulatorState needs a MuJoCo env, got {env.unwrapped}")
@@ -80,8 +87,12 @@ class RecordSimulatorState(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-class TrueRewardInInfo(gym.Wrapper):
+class TrueRewardInInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Copy the env's reward into ``info[TRUE_REWARD_KEY]`` so it stays visible whatever PPO is paid."""
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        super().__init__(env)
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
