@@ -16,6 +16,7 @@ from typing import Any
 
 from pbrl.config import ConfigError, TrainConfig, family_defaults
 from pbrl.extras import MissingExtra
+from pbrl.ppo_defaults import PPO_KEYS
 from pbrl.run_dir import RunDir, RunDirError
 
 
@@ -56,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "video extra)")
     train.add_argument("--ppo", action="append", default=[], metavar="KEY=VALUE",
                        help="override one PPO setting of the RL Zoo defaults, e.g. --ppo n_steps=1024 "
-                            "--ppo learning_rate=1e-4 (repeatable)")
+                            "--ppo learning_rate=1e-4 (repeatable; keys: " + ", ".join(PPO_KEYS) + ")")
+    train.add_argument("--env-kwargs", action="append", default=[], metavar="KEY=VALUE", dest="env_kwargs_items",
+                       help="a keyword argument for the env's constructor, e.g. --env-kwargs target=2.0; values "
+                            "are read as JSON where they parse, else as text (repeatable)")
     _add_config_flags(train)
 
     ev = sub.add_parser("eval", help="true return of a run's saved policy",
@@ -107,28 +111,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _key_values(flag: str, items: list[str], keys: Sequence[str] | None = None) -> dict[str, Any]:
+    """``KEY=VALUE`` items as a dict, values parsed as JSON where they can be (numbers, lists, true/false)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key or (keys is not None and key not in keys):
+            known = f" with KEY one of {', '.join(sorted(keys))}" if keys is not None else ""
+            raise UsageError(f"{flag} takes KEY=VALUE{known}; got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
 def ppo_overrides(env_id: str, items: list[str]) -> dict[str, Any]:
     """The Zoo defaults for ``env_id`` with each ``KEY=VALUE`` applied (values parsed as JSON where they can be)."""
     from pbrl.ppo_defaults import ppo_defaults
 
     ppo = ppo_defaults(env_id)
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or key not in ppo:
-            raise UsageError(f"--ppo takes KEY=VALUE with KEY one of {', '.join(sorted(ppo))}; got {item!r}")
-        try:
-            ppo[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            ppo[key] = raw
-    return ppo
+    return {**ppo, **_key_values("--ppo", items, sorted(ppo))}
 
 
-def _check_env(env_id: str, max_episode_steps: int | None) -> None:
+def _check_env(env_id: str, max_episode_steps: int | None, env_kwargs: dict[str, Any] | None = None) -> None:
     """Build the env once, so unknown ids and unsupported spaces fail as one line before anything is written."""
     from pbrl.envs import EnvSpecError, make_env
 
     try:
-        make_env(env_id, max_episode_steps=max_episode_steps).close()
+        make_env(env_id, max_episode_steps=max_episode_steps, env_kwargs=env_kwargs).close()
     except EnvSpecError as exc:
         raise UsageError(str(exc)) from None
 
@@ -140,37 +151,63 @@ RESUME_CHANGEABLE = frozenset({"label_interval", "fit_epochs", "fit_max_batches"
                                "eval_every", "device", "vec_env", "total_timesteps"})
 
 
+def _resumed_config(run: RunDir, given: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
+    """The run's saved config with the settings a resume may change (``RESUME_CHANGEABLE``) applied, and those
+    changes (saved by the caller once it holds the run's lock)."""
+    cfg = TrainConfig.load(run.config)
+    changed = {k: v for k, v in given.items() if k in RESUME_CHANGEABLE and getattr(cfg, k) != v}
+    done = run.read_json(run.state)["num_timesteps"]
+    if changed.get("total_timesteps", done) < done:
+        raise UsageError(f"--total-timesteps {changed['total_timesteps']} is below the {done} steps this run has "
+                         "taken; give a larger number to train it longer")
+    ignored = sorted(k for k in given if k not in RESUME_CHANGEABLE)
+    if changed:
+        cfg = dataclasses.replace(cfg, **changed)
+        cfg.validate()
+    if ignored:
+        print(f"pbrl: resuming with the run's saved config; ignoring {', '.join(ignored)} (only "
+              f"{', '.join(sorted(RESUME_CHANGEABLE))} can change on --resume)", file=sys.stderr)
+    return cfg, changed
+
+
+def _restarted_config(run: RunDir) -> TrainConfig:
+    """The saved config of a run that stopped before its first checkpoint, to start it afresh."""
+    try:
+        cfg = dataclasses.replace(TrainConfig.load(run.config), run_dir=str(run.path))
+        cfg.validate()
+    except ConfigError as exc:
+        raise UsageError(f"{run.path} holds a run that never reached its first checkpoint and whose config cannot "
+                         f"run ({exc}); delete the directory and start again") from None
+    print(f"pbrl: {run.path} stopped before its first checkpoint; starting it afresh from its config.json",
+          file=sys.stderr)
+    return cfg
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from pbrl.finite import NonFiniteError
     from pbrl.loop import PreferenceRun
 
     run = RunDir(args.run_dir)
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-             if hasattr(args, f.name) and f.name not in ("run_dir", "ppo")}
+             if hasattr(args, f.name) and f.name not in ("run_dir", "ppo", "env_kwargs")}
     if args.resume and args.ppo:
         given["ppo"] = args.ppo
-    if args.resume:
+    if args.resume and args.env_kwargs_items:
+        given["env_kwargs"] = args.env_kwargs_items
+    restart = args.resume and run.never_checkpointed()
+    changed: dict[str, Any] = {}
+    if restart:
+        cfg = _restarted_config(run)
+    elif args.resume:
         run.check_whole()
-        cfg = TrainConfig.load(run.config)
-        changed = {k: v for k, v in given.items() if k in RESUME_CHANGEABLE and getattr(cfg, k) != v}
-        done = run.read_json(run.state)["num_timesteps"]
-        if changed.get("total_timesteps", done) < done:
-            raise UsageError(f"--total-timesteps {changed['total_timesteps']} is below the {done} steps this run has "
-                             "taken; give a larger number to train it longer")
-        ignored = sorted(k for k in given if k not in RESUME_CHANGEABLE)
-        if changed:
-            cfg = dataclasses.replace(cfg, **changed)
-            cfg.validate()
-            cfg.save(run.config)  # the run's record says how it went on
-            print(f"pbrl: resuming with {', '.join(f'{k}={v}' for k, v in sorted(changed.items()))} from now on",
-                  file=sys.stderr)
-        if ignored:
-            print(f"pbrl: resuming with the run's saved config; ignoring {', '.join(ignored)} (only "
-                  f"{', '.join(sorted(RESUME_CHANGEABLE))} can change on --resume)", file=sys.stderr)
+        cfg, changed = _resumed_config(run, given)
     else:
+        run.check_new()  # before the env is built: a forgotten --resume is told at once
         cfg = TrainConfig(run_dir=args.run_dir, **family_defaults(given.get("env_id", TrainConfig.env_id), given))
         cfg.ppo = ppo_overrides(cfg.env_id, args.ppo)
+        cfg.env_kwargs = _key_values("--env-kwargs", args.env_kwargs_items) or None
+        _check_env(cfg.env_id, cfg.episode_steps, cfg.env_kwargs)  # the env first: the other checks depend on it
         cfg.validate()
-        _check_env(cfg.env_id, cfg.episode_steps)
         cfg.resolve()
     if args.ui and not cfg.human:
         raise UsageError("--ui opens the labelling window for people; it needs --labeler human")
@@ -182,7 +219,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         from pbrl.video import require_video_writer
 
         require_video_writer()
-    session = PreferenceRun(cfg, run, resume=True) if args.resume else PreferenceRun.create(cfg)
+    session = PreferenceRun(cfg, run, resume=True) if args.resume and not restart else \
+        PreferenceRun.create(cfg, restart=restart)
+    if changed:  # under the run's lock, which the session holds: the run's record says how it went on
+        cfg.save(run.config)
+        print(f"pbrl: resuming with {', '.join(f'{k}={v}' for k, v in sorted(changed.items()))} from now on",
+              file=sys.stderr)
     window = None
     if cfg.human:
         if args.ui:
@@ -194,10 +236,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                   file=sys.stderr, flush=True)
     try:
         metrics = session.run(progress=not args.no_progress)
-    except KeyboardInterrupt:
-        print(f"\npbrl: stopped; continue from the last checkpoint with: pbrl train --resume --run-dir {run.path}",
-              file=sys.stderr)
-        return 130
+    except NonFiniteError as exc:
+        raise UsageError(f"{exc}; nothing non-finite was saved: once the cause is fixed, pbrl train --resume "
+                         f"--run-dir {run.path} goes on from the last checkpoint") from None
     finally:
         session.close()
         if window is not None and window.poll() is None:
@@ -219,7 +260,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"--episodes must be a positive number, got {args.episodes}")
     cfg, model, obs_rms = load_saved_policy(run)
     report = policy_report(model, cfg.env_id, args.episodes, cfg.seed + EVAL_COMMAND_SEED, obs_rms,
-                           deterministic=not args.stochastic, max_episode_steps=cfg.episode_steps)
+                           deterministic=not args.stochastic, max_episode_steps=cfg.episode_steps,
+                           env_kwargs=cfg.env_kwargs)
     print(json.dumps({"env_id": cfg.env_id, "reward": cfg.reward, **report}, indent=2))
     return 0
 
@@ -253,7 +295,8 @@ def cmd_label(args: argparse.Namespace) -> int:
     from pbrl.ui.session import LabelSession
 
     name = args.name or getpass.getuser()
-    session = LabelSession(run.store, name, lambda: AutoRenderer(cfg.env_id, args.size, cfg.episode_steps),
+    session = LabelSession(run.store, name,
+                           lambda: AutoRenderer(cfg.env_id, args.size, cfg.episode_steps, cfg.env_kwargs),
                            lease_s=args.lease_s)
     app = LabelApp(run.path, session, instructions=cfg.instructions if args.instructions is None else args.instructions,
                    clip_size=args.size)
@@ -271,8 +314,8 @@ def run_status(run: RunDir) -> dict[str, Any]:
 
     run.check_whole()
     cfg = TrainConfig.load(run.config)
-    state = run.read_json(run.state)
-    with PreferenceStore(run.store) as store:
+    state = run.read_json(run.pinned().state)
+    with PreferenceStore(run.store, readonly=True) as store:  # status only reads, also another user's run
         counts = store.counts()
     out: dict[str, Any] = {
         "run_dir": str(run.path), "env_id": cfg.env_id, "reward": cfg.reward, "labeler": cfg.labeler,
@@ -290,14 +333,25 @@ def run_status(run: RunDir) -> dict[str, Any]:
         out["learned_true_return_corr"] = last_round["learned_true_return_corr"]
     if last_round.get("steps_per_s") and not out["finished"]:  # at the last round's pace, labelling included
         out["eta_s"] = max(cfg.total_timesteps - state["num_timesteps"], 0) / last_round["steps_per_s"]
-    lines = run.evals.read_text().splitlines() if run.evals.exists() else []
+    lines = _json_lines(run.evals)
     # with --eval-every: the latest evaluation, and the best one (its policy is kept in RUN_DIR/best)
-    for key, report in (("last_eval", json.loads(lines[-1]) if lines else {}), ("best_eval", state.get("best_eval"))):
+    for key, report in (("last_eval", lines[-1] if lines else {}), ("best_eval", state.get("best_eval"))):
         if report:
             out[key] = {k: report[k] for k in ("num_timesteps", "eval_true_return_mean", "eval_true_return_std",
                                                "game_score_mean") if k in report}  # game_score_mean: Atari, newer runs
     if run.metrics.exists():
         out["eval_true_return_mean"] = run.read_json(run.metrics).get("eval_true_return_mean")
+    return out
+
+
+def _json_lines(path) -> list[dict[str, Any]]:
+    """The whole lines of a JSON-lines file (a line a kill cut short is left out)."""
+    out = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
     return out
 
 
@@ -388,11 +442,29 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "status": cmd_status, "demo": 
             "video": cmd_video}
 
 
+def _stopped(args: argparse.Namespace) -> str:
+    """What a Ctrl-C leaves behind, in one line."""
+    if args.command != "train":
+        return "pbrl: stopped"
+    run = RunDir(args.run_dir)
+    if run.holds_run():
+        return f"pbrl: stopped; continue from the last checkpoint with: pbrl train --resume --run-dir {run.path}"
+    if run.never_checkpointed():
+        return f"pbrl: stopped before the first checkpoint; start it afresh: pbrl train --resume --run-dir {run.path}"
+    return "pbrl: stopped before the run was written"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from pbrl.envs.make import EnvSpecError
+    from pbrl.store import StoreError
+
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, RunDirError, UsageError, MissingExtra) as exc:
+    except KeyboardInterrupt:
+        print(f"\n{_stopped(args)}", file=sys.stderr)
+        return 130
+    except (ConfigError, RunDirError, UsageError, MissingExtra, StoreError, EnvSpecError) as exc:
         print(f"pbrl: error: {exc}", file=sys.stderr)
         return 2
 

@@ -80,6 +80,8 @@ class TrainConfig:
     total_timesteps: int = _f(1_000_000, "PPO agent steps")
     seed: int = _f(0, "seed for the env, PPO, the reward ensemble and query sampling")
     max_episode_steps: int = _f(0, "fixed episode length in agent steps (0 = the env's registered time limit)")
+    env_kwargs: dict[str, Any] = _f(None, "keyword arguments for the env's constructor (--env-kwargs KEY=VALUE)",
+                                    cli=False)
     run_dir: str = _f("runs/default", "where the run's config, labels, checkpoints, logs and metrics live")
 
     # segments and queries
@@ -185,12 +187,17 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ``ConfigError`` on the first value that cannot work."""
         positive = ["n_labels", "total_timesteps", "segment_length", "oversample", "n_members", "reward_hidden",
-                    "reward_batch_size", "eval_episodes", "label_interval", "torch_threads"]
+                    "reward_batch_size", "eval_episodes", "label_interval", "torch_threads", "reward_lr",
+                    "label_rate_constant"]
         for name in positive:
             value = getattr(self, name)
-            if value <= 0:
+            if not value > 0:  # NaN too
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{flag} must be a positive number, got {value}")
+        if not 0 <= self.seed < 2**31:
+            raise ConfigError(f"--seed must be a whole number from 0 to {2**31 - 1}, got {self.seed}")
+        if not 0 <= self.l2_init < math.inf:
+            raise ConfigError(f"--l2-init must be >= 0, got {self.l2_init}")
         for name in ("pretrain_epochs", "fit_epochs", "max_labels_used", "n_envs", "max_episode_steps", "max_pending",
                      "initial_episode_steps", "pair_phase", "fit_max_batches", "heldout_size", "eval_every"):
             if getattr(self, name) < 0:
@@ -232,16 +239,41 @@ class TrainConfig:
             self.teacher()
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if self.env_kwargs is not None and not isinstance(self.env_kwargs, dict):
+            raise ConfigError(f"env_kwargs must be a mapping of keyword arguments, got {self.env_kwargs!r}")
         if self.ppo is not None:
-            for key in ("n_steps", "batch_size", "n_epochs"):
-                if not isinstance(self.ppo.get(key), int) or self.ppo[key] <= 0:
-                    raise ConfigError(f"PPO {key} must be a positive integer, got {self.ppo.get(key)!r}")
-            n_envs = self.n_envs or int(self.ppo.get("n_envs", 1))
-            if self.total_timesteps < self.ppo["n_steps"] * n_envs:
-                raise ConfigError(
-                    f"--total-timesteps {self.total_timesteps} is less than one PPO rollout "
-                    f"({self.ppo['n_steps']} steps x {n_envs} envs); raise it or pass --ppo n_steps=N"
-                )
+            self._validate_ppo()
+
+    def _validate_ppo(self) -> None:
+        """The PPO settings SB3 would reject only once PPO is built (with asserts), as one line each."""
+        ppo = self.ppo
+        for key in ("n_steps", "batch_size", "n_epochs"):
+            if not isinstance(ppo.get(key), int) or isinstance(ppo.get(key), bool) or ppo[key] <= 0:
+                raise ConfigError(f"PPO {key} must be a positive integer, got {ppo.get(key)!r}")
+        for key in ("learning_rate", "clip_range", "max_grad_norm"):
+            if key in ppo and not (isinstance(ppo[key], int | float) and ppo[key] > 0):
+                raise ConfigError(f"PPO {key} must be a positive number, got {ppo[key]!r}")
+        for key in ("gamma", "gae_lambda"):
+            if key in ppo and not (isinstance(ppo[key], int | float) and 0 < ppo[key] <= 1):
+                raise ConfigError(f"PPO {key} must be in (0, 1], got {ppo[key]!r}")
+        for key in ("ent_coef", "vf_coef"):
+            if key in ppo and not (isinstance(ppo[key], int | float) and ppo[key] >= 0):
+                raise ConfigError(f"PPO {key} must be a number >= 0, got {ppo[key]!r}")
+        if "policy_kwargs" in ppo and not isinstance(ppo["policy_kwargs"], dict):
+            raise ConfigError(f"PPO policy_kwargs must be a JSON object, e.g. '{{\"net_arch\": [64, 64]}}', "
+                              f"got {ppo['policy_kwargs']!r}")
+        if ppo["batch_size"] < 2:
+            raise ConfigError("PPO batch_size must be at least 2 (advantages are normalised per minibatch); "
+                              "pass --ppo batch_size=N")
+        n_envs = self.n_envs or int(ppo.get("n_envs", 1))
+        if ppo["n_steps"] * n_envs < 2:
+            raise ConfigError("a PPO rollout must hold at least 2 steps (advantages are normalised over it); "
+                              "pass --ppo n_steps=N with N >= 2")
+        if self.total_timesteps < ppo["n_steps"] * n_envs:
+            raise ConfigError(
+                f"--total-timesteps {self.total_timesteps} is less than one PPO rollout "
+                f"({ppo['n_steps']} steps x {n_envs} envs); raise it or pass --ppo n_steps=N"
+            )
 
     def teacher(self):
         from pbrl.labelers import TeacherConfig
@@ -255,11 +287,21 @@ class TrainConfig:
         return json.dumps(data, indent=2, sort_keys=True)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n")
+        from pbrl.run_dir import write_file_atomic
+
+        text = self.to_json() + "\n"
+        write_file_atomic(Path(path), lambda tmp: tmp.write_text(text))
 
     @staticmethod
     def load(path: str | Path) -> TrainConfig:
-        return TrainConfig.from_json(Path(path).read_text())
+        """The config saved at ``path``; a missing, unreadable or damaged file is one ``ConfigError`` line."""
+        try:
+            return TrainConfig.from_json(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path} is missing: the directory holds no pbrl run") from None
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigError(f"{path} cannot be read as a pbrl config ({type(exc).__name__}: {exc}); restore it "
+                              "or start a new run in another --run-dir") from None
 
     @staticmethod
     def from_json(text: str) -> TrainConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -41,15 +41,18 @@ def load_saved_policy(run: RunDir) -> tuple[TrainConfig, BaseAlgorithm, RunningM
 
     run.check_existing()
     cfg = TrainConfig.load(run.config)
+    run = run.pinned()  # the policy and its statistics from one checkpoint, even while the run writes the next
+    run.verify_checkpoint()
     model = RelabelingPPO.load(str(run.policy), device="cpu")
     obs_rms = load_obs_rms(run.vecnormalize) if cfg.ppo.get("normalize", True) else None
     return cfg, model, obs_rms
 
 
-def eval_venv(env_id: str, seed: int, obs_rms: RunningMeanStd | None, max_episode_steps: int | None = None
-              ) -> VecNormalize:
+def eval_venv(env_id: str, seed: int, obs_rms: RunningMeanStd | None, max_episode_steps: int | None = None,
+              env_kwargs: dict[str, Any] | None = None) -> VecNormalize:
     """One env copy with the training run's observation statistics, frozen."""
-    env_fn = lambda: Monitor(make_env(env_id, seed=seed, max_episode_steps=max_episode_steps))  # noqa: E731
+    env_fn = lambda: Monitor(make_env(env_id, seed=seed, max_episode_steps=max_episode_steps,  # noqa: E731
+                                      env_kwargs=env_kwargs))
     venv = VecNormalize(DummyVecEnv([env_fn]), training=False,
                         norm_obs=obs_rms is not None, norm_reward=False)
     if obs_rms is not None:
@@ -59,9 +62,9 @@ def eval_venv(env_id: str, seed: int, obs_rms: RunningMeanStd | None, max_episod
 
 def true_returns(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int,
                  obs_rms: RunningMeanStd | None, deterministic: bool = True,
-                 max_episode_steps: int | None = None) -> np.ndarray:
+                 max_episode_steps: int | None = None, env_kwargs: dict[str, Any] | None = None) -> np.ndarray:
     """True (oracle) returns of ``n_episodes`` of ``model``'s policy.  # (n_episodes,)"""
-    venv = eval_venv(env_id, seed, obs_rms, max_episode_steps)
+    venv = eval_venv(env_id, seed, obs_rms, max_episode_steps, env_kwargs)
     try:
         rets, _ = evaluate_policy(model, venv, n_eval_episodes=n_episodes, deterministic=deterministic,
                                   return_episode_rewards=True)
@@ -72,9 +75,9 @@ def true_returns(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int,
 
 def rollout_infos(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int, obs_rms: RunningMeanStd | None,
                   keys: Sequence[str], deterministic: bool = True, max_episode_steps: int | None = None,
-                  ) -> list[dict[str, np.ndarray]]:
+                  env_kwargs: dict[str, Any] | None = None) -> list[dict[str, np.ndarray]]:
     """Per episode of ``model``'s policy: the ``info`` values under ``keys`` at every step, and ``return``."""
-    venv = eval_venv(env_id, seed, obs_rms, max_episode_steps)
+    venv = eval_venv(env_id, seed, obs_rms, max_episode_steps, env_kwargs)
     episodes: list[dict[str, np.ndarray]] = []
     try:
         obs = venv.reset()
@@ -83,8 +86,8 @@ def rollout_infos(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int,
         while len(episodes) < n_episodes:
             action, _ = model.predict(obs, deterministic=deterministic)
             obs, _, dones, infos = venv.step(action)
-            for k in keys:
-                steps[k].append(infos[0][k])
+            for k in keys:  # a key an env gives only on some steps (a game's score when it ends) is NaN on others
+                steps[k].append(infos[0].get(k, np.nan))
             total += float(infos[0].get("true_reward", 0.0))
             if dones[0]:
                 episodes.append({"return": np.float64(total), **{k: np.asarray(v) for k, v in steps.items()}})
@@ -120,18 +123,20 @@ def behaviour_summary(env_id: str, episodes: list[dict[str, np.ndarray]]) -> dic
 
 
 def policy_report(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int, obs_rms: RunningMeanStd | None,
-                  deterministic: bool = True, max_episode_steps: int | None = None) -> dict[str, object]:
+                  deterministic: bool = True, max_episode_steps: int | None = None,
+                  env_kwargs: dict[str, Any] | None = None) -> dict[str, object]:
     """What ``pbrl eval`` and a run's own evaluations report of a policy: its true returns over ``n_episodes``
     episodes from ``seed`` and, on the behaviour envs, the behaviour counted in the same episodes (one rollout of
     them gives both)."""
     behaviour: dict[str, object] = {}
     keys = behaviour_keys(env_id)
     if keys:
-        eps = rollout_infos(model, env_id, n_episodes, seed, obs_rms, keys, deterministic, max_episode_steps)
+        eps = rollout_infos(model, env_id, n_episodes, seed, obs_rms, keys, deterministic, max_episode_steps,
+                            env_kwargs)
         rets = np.array([e["return"] for e in eps], dtype=np.float64)
         behaviour = behaviour_summary(env_id, eps)
     else:
-        rets = true_returns(model, env_id, n_episodes, seed, obs_rms, deterministic, max_episode_steps)
+        rets = true_returns(model, env_id, n_episodes, seed, obs_rms, deterministic, max_episode_steps, env_kwargs)
     return {"n_eval_episodes": len(rets), "eval_true_return_mean": float(rets.mean()),
             "eval_true_return_std": float(rets.std()), "returns": [round(float(r), 3) for r in rets], **behaviour}
 
@@ -148,9 +153,10 @@ def selection_score(report: dict[str, object]) -> tuple[float, ...]:
     return (ret,)
 
 
-def random_returns(env_id: str, n_episodes: int, seed: int, max_episode_steps: int | None = None) -> np.ndarray:
+def random_returns(env_id: str, n_episodes: int, seed: int, max_episode_steps: int | None = None,
+                   env_kwargs: dict[str, Any] | None = None) -> np.ndarray:
     """True returns of a uniformly random policy.  # (n_episodes,)"""
-    env = make_env(env_id, seed=seed, max_episode_steps=max_episode_steps)
+    env = make_env(env_id, seed=seed, max_episode_steps=max_episode_steps, env_kwargs=env_kwargs)
     env.action_space.seed(seed)
     rets = []
     for _ in range(n_episodes):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,10 +27,12 @@ from tqdm import tqdm
 from pbrl import cnn_reward
 from pbrl.allocator import reuse_freed_memory
 from pbrl.cnn_reward import CnnRewardConfig, CnnRewardEnsemble
-from pbrl.config import TrainConfig
+from pbrl.config import ConfigError, TrainConfig
 from pbrl.envs import make_env
 from pbrl.envs.make import obs_action_dims
 from pbrl.evaluation import learned_true_corr, load_obs_rms, policy_report, selection_score, validation_segments
+from pbrl.faults import kill_point
+from pbrl.finite import assert_finite_parameters
 from pbrl.frames import PackedObs, PackedPairs
 from pbrl.judges import Judge, judge_name, make_judge
 from pbrl.labelers import Labeler, SyntheticOracle
@@ -38,7 +40,7 @@ from pbrl.ppo_defaults import policy_kwargs_for_sb3
 from pbrl.queries import LabelSchedule, select_queries
 from pbrl.reward_model import RewardEnsemble, RewardModelConfig, load_ensemble
 from pbrl.rollout import RelabelingPPO, ReturnNormalizer, RolloutRecorder
-from pbrl.run_dir import RunDir, write_json_atomic
+from pbrl.run_dir import RunDir, RunDirError, copy_tree_atomic, write_json_atomic
 from pbrl.segments import HeldOutSample, RolloutRecord, Segment, SegmentBuffer, SegmentPair, cut_segments, stack
 from pbrl.store import PreferenceStore
 from pbrl.trainer import FitStats, PreferenceDataset, RewardTrainer, TrainerConfig
@@ -103,7 +105,24 @@ class PreferenceRun:
     """The pieces of one run and the loop's stages."""
 
     def __init__(self, cfg: TrainConfig, run: RunDir, resume: bool, labeler: Labeler | None = None):
+        """Build the run's pieces. Resuming, this takes the run's writer lock and loads its last checkpoint; for a
+        new run nothing is written (``create`` writes once every piece is built, so a config that cannot run
+        leaves no trace)."""
         self.cfg, self.run_dir = cfg, run
+        self.store: PreferenceStore | None = None
+        self.venv = None
+        try:
+            self._build(cfg, run, resume, labeler)
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(self, cfg: TrainConfig, run: RunDir, resume: bool, labeler: Labeler | None) -> None:
+        if resume:  # what can be checked by reading is checked before the lock, the run's first write
+            run.verify_checkpoint()
+            PreferenceStore(run.store, readonly=True).close()
+            run.lock()
+            run = run.pinned()  # every file of the checkpoint from one generation
         self.device = cfg.torch_device()
         torch.set_num_threads(cfg.torch_threads)
         reuse_freed_memory()  # CPU fits of the CNN reward spent half their time faulting in fresh mmaps
@@ -122,10 +141,12 @@ class PreferenceRun:
         capacity = max(cfg.ppo["n_steps"], self.n_initial_steps if cfg.learned and not self.images else 0)
 
         # -- env: Monitor(make_env) x n_envs -> DummyVecEnv -> RolloutRecorder (raw steps) -> VecNormalize (obs)
-        fns = [lambda i=i: Monitor(make_env(cfg.env_id, seed=cfg.seed + i, max_episode_steps=cfg.episode_steps))
+        fns = [lambda i=i: Monitor(make_env(cfg.env_id, seed=cfg.seed + i, max_episode_steps=cfg.episode_steps,
+                                            env_kwargs=cfg.env_kwargs))
                for i in range(cfg.n_envs)]
         vec_env_cls = SubprocVecEnv if cfg.vec_env == "subproc" else DummyVecEnv
-        self.recorder = RolloutRecorder(vec_env_cls(fns), capacity)
+        self.recorder = RolloutRecorder(vec_env_cls(fns), capacity, env_id=cfg.env_id)
+        self.venv = self.recorder
         if resume:
             self.venv = VecNormalize.load(str(run.vecnormalize), self.recorder)
         else:
@@ -136,11 +157,9 @@ class PreferenceRun:
         self.ppo.return_normalizer = ReturnNormalizer(cfg.n_envs, cfg.ppo["gamma"])
         if self.state.return_normalizer:
             self.ppo.return_normalizer.load_state_dict(self.state.return_normalizer)
-        self.ppo.set_logger(configure(str(run.tb), ["tensorboard"]))
 
         self.buffer = SegmentBuffer(cfg.segment_buffer_size)
         self._packed: dict[int, tuple[PackedObs, np.ndarray]] = {}  # labelled image segments by id, packed
-        self.store = PreferenceStore(run.store)
         self.labeler: Labeler | None = labeler
         self.judge: Judge | None = None  # a scripted judge labels: the env pays nothing, the judge's score stands in
         if labeler is None and cfg.learned and judge_name(cfg.labeler):
@@ -157,16 +176,52 @@ class PreferenceRun:
             self._build_reward_model(resume)
             self.ppo.reward_fn = self._learned_reward
         self.episode_length = int(self.venv.get_attr("spec")[0].max_episode_steps or 1000)
+        if cfg.learned:
+            self._check_segments_fit()
+        self._shortfall_told = False
+        if resume:
+            self._open_outputs()
+
+    def _check_segments_fit(self) -> None:
+        """Segments are cut within one episode and one rollout: a segment longer than either is never cut, and the
+        run would train on a reward model fitted to nothing."""
+        cfg, n = self.cfg, self.cfg.segment_length
+        limits = [(self.episode_length, "an episode", "--max-episode-steps"),
+                  (int(cfg.ppo["n_steps"]), "a PPO rollout per env copy", "--ppo n_steps")]
+        if self.schedule.n_initial and cfg.initial_episode_steps:
+            limits.append((cfg.initial_episode_steps, "the initial episodes", "--initial-episode-steps"))
+        for limit, what, flag in limits:
+            if n > limit:
+                raise ConfigError(f"--segment-length {n} is longer than {what} ({limit} steps): no segment could be "
+                                  f"cut; use --segment-length {limit} or less, or raise {flag}")
+
+    def _open_outputs(self) -> None:
+        """The store and the TensorBoard log: opened only once the run is to be written."""
+        self.store = PreferenceStore(self.run_dir.store)
+        self.ppo.set_logger(configure(str(self.run_dir.tb), ["tensorboard"]))
 
     @classmethod
-    def create(cls, cfg: TrainConfig, labeler: Labeler | None = None) -> PreferenceRun:
-        """Start a new run in ``cfg.run_dir`` (which must not hold anything yet): save its config, build it."""
+    def create(cls, cfg: TrainConfig, labeler: Labeler | None = None, restart: bool = False) -> PreferenceRun:
+        """Start a new run in ``cfg.run_dir`` (which must not hold anything yet, or with ``restart`` a run that
+        stopped before its first checkpoint): build every piece, then take the run's lock, save its config and
+        write the first checkpoint. A config that cannot run fails while building, before anything is written."""
         run = RunDir(cfg.run_dir)
-        run.check_new()
-        run.path.mkdir(parents=True, exist_ok=True)
-        cfg.save(run.config)
+        if not restart:
+            run.check_new()
         session = cls(cfg, run, resume=False, labeler=labeler)
-        session.checkpoint()  # a run exists from the start: status, label and resume work before the first round
+        try:
+            run.lock()
+            if restart and not run.never_checkpointed():
+                raise RunDirError(f"{run.path} holds a checkpoint; continue it with pbrl train --resume")
+            if not restart:
+                run.check_new()  # again, under the lock: nobody started a run here meanwhile
+            cfg.save(run.config)
+            kill_point("created")
+            session._open_outputs()
+            session.checkpoint()  # a run exists from the start: status, label and resume work before the first round
+        except BaseException:
+            session.close()
+            raise
         return session
 
     # -- construction ------------------------------------------------------------------------------------
@@ -180,6 +235,13 @@ class PreferenceRun:
 
     def _new_ppo(self) -> RelabelingPPO:
         p = self.cfg.ppo
+        try:
+            return self._ppo_from(p)
+        except (AssertionError, ValueError, TypeError, KeyError) as exc:  # SB3 checks its settings with asserts
+            raise ConfigError(f"PPO rejected its settings ({type(exc).__name__}: {exc}); change them with "
+                              f"--ppo KEY=VALUE (settings: {json.dumps(p, sort_keys=True)})") from None
+
+    def _ppo_from(self, p: dict[str, Any]) -> RelabelingPPO:
         return RelabelingPPO(
             p.get("policy", "MlpPolicy"), self.venv, n_steps=p["n_steps"], batch_size=p["batch_size"],
             n_epochs=p["n_epochs"],
@@ -255,7 +317,10 @@ class PreferenceRun:
     def ask(self, n_queries: int) -> list[int]:
         """Choose ``n_queries`` pairs from the buffer and store them as pending comparisons."""
         assert self.ensemble is not None
-        if n_queries <= 0 or len(self.buffer) < 2:
+        if n_queries <= 0:
+            return []
+        if len(self.buffer) < 2:
+            self._tell_shortfall(0, n_queries, len(self.buffer))
             return []
         segments = self.buffer.segments()
         obs, acts = stack(segments)
@@ -267,12 +332,25 @@ class PreferenceRun:
                  ((segments[a].id, segments[b].id) for a, b in candidates)]
         candidates = candidates[np.asarray(fresh, dtype=bool)]
         chosen = select_queries(member_returns, candidates, n_queries, self.cfg.query_selection, self.rng)
+        if len(chosen) < n_queries:
+            self._tell_shortfall(len(chosen), n_queries, len(segments))
         splits = np.where(self.rng.random(len(chosen)) < VAL_FRACTION, "val", "train").tolist()
         pairs = [(segments[i], segments[j]) for i, j in chosen]
         ids, seg_ids = self.store.add_queries(pairs, splits, self.state.round, self.ppo.num_timesteps)
         for (i, j), (a, b) in zip(chosen, seg_ids, strict=True):  # the buffer now knows which are stored
             self.buffer[i], self.buffer[j] = segments[i].with_id(a), segments[j].with_id(b)
         return ids
+
+    def _tell_shortfall(self, n_chosen: int, n_due: int, n_segments: int) -> None:
+        """Say once, when it first happens, that the buffer held too few pairs never asked before for the queries
+        due: the run will end short of its label budget unless new segments arrive (metrics.json counts both)."""
+        if self._shortfall_told:
+            return
+        self._shortfall_told = True
+        tqdm.write(f"pbrl: warning: round {self.state.round} could ask only {n_chosen} of the {n_due} queries due: "
+                   f"its {n_segments} buffered segments form too few pairs not asked before; the run may end short "
+                   f"of --n-labels {self.cfg.n_labels} (raise --segment-buffer-size or lower --n-labels)",
+                   file=sys.stderr)
 
     def label_pending(self) -> None:
         """Have the (synchronous) labeler answer every pending comparison; answers are stored one by one.
@@ -416,7 +494,7 @@ class PreferenceRun:
     def _report(self, model, obs_rms, seed_offset: int) -> dict[str, Any]:
         cfg = self.cfg
         return policy_report(model, cfg.env_id, cfg.eval_episodes, cfg.seed + seed_offset, obs_rms,
-                             max_episode_steps=cfg.episode_steps)
+                             max_episode_steps=cfg.episode_steps, env_kwargs=cfg.env_kwargs)
 
     def _obs_rms(self):
         return self.venv.obs_rms if self.cfg.ppo["normalize"] else None  # VecNormalize has none without norm_obs
@@ -452,18 +530,11 @@ class PreferenceRun:
     def keep_best(self) -> None:
         """Copy the checkpoint just written, the best evaluated policy so far, to RUN_DIR/best: a run directory
         that ``pbrl eval`` and ``pbrl video`` read. The new copy is complete before it replaces the old one."""
-        run = self.run_dir
-        tmp, old = run.path / "best.tmp", run.path / "best.old"
-        for d in (tmp, old):
-            shutil.rmtree(d, ignore_errors=True)
-        tmp.mkdir()
-        for src in (run.config, run.state, run.policy, run.vecnormalize):
-            shutil.copy2(src, tmp / src.name)
-        write_json_atomic(tmp / "eval.json", self.state.best_eval)
-        if run.best.exists():
-            os.replace(run.best, old)
-        os.replace(tmp, run.best)
-        shutil.rmtree(old, ignore_errors=True)
+        run = self.run_dir.pinned()
+        eval_json = json.dumps(self.state.best_eval, indent=2, sort_keys=True) + "\n"
+        copy_tree_atomic({"config.json": run.config, "loop_state.json": run.state, "policy.zip": run.policy,
+                          "vecnormalize.pkl": run.vecnormalize,
+                          "eval.json": lambda path: path.write_text(eval_json)}, run.best)
 
     def best_report(self) -> dict[str, Any] | None:
         """The kept best policy, evaluated on the final evaluation's episodes (not those it was picked on)."""
@@ -476,18 +547,21 @@ class PreferenceRun:
                 **self._report(model, obs_rms, self.FINAL_SEED)}
 
     def checkpoint(self) -> None:
-        """Save PPO, its observation statistics, the ensemble and the loop state (the state file goes last)."""
-        run = self.run_dir
-        self.ppo.save(str(run.policy))
-        self.venv.save(str(run.vecnormalize))
-        if self.ensemble is not None and self.trainer is not None:
-            extra = {"optimizer": self.trainer.optimizer.state_dict(), "l2": self.trainer.l2}
-            self.ensemble.save(run.reward_model, extra)
-            self.heldout.save(run.heldout)
+        """Save PPO, its observation statistics, the ensemble, the held-out segments and the loop state as one new
+        generation of the checkpoint (``RunDir.write_checkpoint``: a kill at any instant leaves a whole one)."""
         self.state.num_timesteps = self.ppo.num_timesteps
         self.state.return_normalizer = self.ppo.return_normalizer.state_dict()  # type: ignore[union-attr]
         self.state.rng = self.rng.bit_generator.state
-        write_json_atomic(run.state, self.state.__dict__)
+        state_json = json.dumps(self.state.__dict__, indent=2, sort_keys=True) + "\n"
+        writers: dict[str, Any] = {"policy.zip": lambda path: self.ppo.save(str(path)),
+                                   "vecnormalize.pkl": lambda path: self.venv.save(str(path))}
+        if self.ensemble is not None and self.trainer is not None:
+            assert_finite_parameters(self.ensemble)  # nothing non-finite is checkpointed
+            extra = {"optimizer": self.trainer.optimizer.state_dict(), "l2": self.trainer.l2}
+            writers["reward_model.pt"] = lambda path: self.ensemble.save(path, extra)
+            writers["heldout_segments.npz"] = self.heldout.save
+        writers["loop_state.json"] = lambda path: path.write_text(state_json)
+        self.run_dir.write_checkpoint(writers, {"num_timesteps": self.state.num_timesteps, "round": self.state.round})
 
     # -- the loop ----------------------------------------------------------------------------------------
 
@@ -506,6 +580,7 @@ class PreferenceRun:
             self.label_pending()
             if cfg.human:  # the reward model is pretrained on the initial labels; RL cannot start without them
                 self.wait_for_answers(lambda c: c.n_pending == 0, bar, f"the first {self.schedule.n_initial} labels")
+            kill_point("pretrain")
             self.fit(cfg.pretrain_epochs)
             state.pretrained = True
             state.wall_time_s = time.perf_counter() - start
@@ -547,6 +622,8 @@ class PreferenceRun:
         metrics = {
             "env_id": cfg.env_id, "reward": cfg.reward, "labeler": cfg.labeler if cfg.learned else None,
             "n_labels": counts.n_labels, "n_incomparable": counts.n_incomparable,
+            "n_labels_budget": cfg.n_labels if cfg.learned else None,
+            "n_labels_asked": counts.n_asked if cfg.learned else None,
             "total_timesteps": self.ppo.num_timesteps, "seed": cfg.seed, **report,
             "reward_model_val_accuracy": state.last_fit.get("val_accuracy") if cfg.learned else None,
             # held out: a uniform sample of the whole run's segments, never queried (--heldout-rate); beside it the
@@ -563,6 +640,9 @@ class PreferenceRun:
             "reward_fit_share": state.fit_time_s / max(state.wall_time_s, 1e-9),
             "n_pretrain_env_steps": state.n_pretrain_env_steps, "code_version": state.code_version,
         }
+        if cfg.learned and counts.n_asked < cfg.n_labels:
+            tqdm.write(f"pbrl: warning: the run asked {counts.n_asked} of its --n-labels {cfg.n_labels} budget "
+                       f"({counts.n_labels} answered); metrics.json records both", file=sys.stderr)
         best = self.best_report()
         if best is not None:
             metrics["best"] = best
@@ -571,5 +651,9 @@ class PreferenceRun:
         return metrics
 
     def close(self) -> None:
-        self.store.close()
-        self.venv.close()
+        """Close the store and the envs and give up the run's writer lock."""
+        if self.store is not None:
+            self.store.close()
+        if self.venv is not None:
+            self.venv.close()
+        self.run_dir.unlock()

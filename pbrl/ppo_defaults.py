@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
-
 _BIG_RELU = {"log_std_init": -2, "ortho_init": False, "activation_fn": "relu",
              "net_arch": {"pi": [256, 256], "vf": [256, 256]}}
 
@@ -48,6 +46,10 @@ _ATARI: dict[str, Any] = {
 }
 
 
+#: The settings ``--ppo KEY=VALUE`` can change.
+PPO_KEYS = tuple(sorted(_DEFAULT))
+
+
 def ppo_defaults(env_id: str) -> dict[str, Any]:
     """A fresh dict of PPO settings for ``env_id`` (Zoo-tuned where the Zoo has them)."""
     if env_id.startswith("ALE/"):
@@ -64,6 +66,8 @@ def ppo_defaults(env_id: str) -> dict[str, Any]:
 
 def policy_kwargs_for_sb3(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Turn the JSON-friendly policy kwargs (activation by name) into what SB3 takes."""
+    from torch import nn
+
     out = dict(kwargs)
     if isinstance(out.get("activation_fn"), str):
         out["activation_fn"] = {"relu": nn.ReLU, "tanh": nn.Tanh}[out["activation_fn"]]

@@ -56,12 +56,12 @@ def record_run_video(run_dir: str | Path, out: str | Path, episodes: int = 1, si
     cfg, model, obs_rms = load_saved_policy(RunDir(run_dir))
     seed = cfg.seed + 40_000 if seed is None else seed
     try:
-        renderer = ClipRenderer(cfg.env_id, size, cfg.episode_steps)
+        renderer = ClipRenderer(cfg.env_id, size, cfg.episode_steps, cfg.env_kwargs)
     except ValueError as exc:
         raise VideoError(str(exc)) from None
     try:
         eps = rollout_infos(model, cfg.env_id, episodes, seed, obs_rms, [STATE_KEY, *behaviour_keys(cfg.env_id)],
-                            max_episode_steps=cfg.episode_steps)
+                            max_episode_steps=cfg.episode_steps, env_kwargs=cfg.env_kwargs)
         every = max(1, math.ceil(renderer.fps / MAX_FPS))
         states = np.concatenate([e[STATE_KEY][:max_steps] for e in eps])[::every]
         frames = renderer.render_states(states)

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from run_queue import PBRL
 
+from pbrl.run_dir import RunDir
+
 
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -81,7 +83,7 @@ def main() -> int:
                    "--pretrain-epochs", str(a.pretrain_epochs)])
     cmd = [*PBRL, "train", *start_args, "--run-dir", a.run_dir, "--label-interval", str(a.label_interval),
            "--fit-max-batches", str(a.fit_max_batches), "--no-progress", *shlex.split(a.train_args)]
-    state = Path(a.run_dir) / "loop_state.json"
+    run = RunDir(a.run_dir)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     readings: list[tuple[float, int, float, float]] = []  # (seconds, agent steps, RSS MiB, env processes' MiB)
     start = time.time()
@@ -89,7 +91,7 @@ def main() -> int:
     try:
         while proc.poll() is None:
             try:
-                steps = json.loads(state.read_text())["num_timesteps"] if state.exists() else 0
+                steps = json.loads(run.state.read_text())["num_timesteps"] if run.holds_checkpoint() else 0
                 readings.append((time.time() - start, steps, rss_mib(proc.pid), children_rss_mib(proc.pid)))
             except (OSError, ValueError, KeyError, RuntimeError):
                 pass  # the checkpoint being replaced, or the process just ended

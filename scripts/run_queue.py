@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pbrl.run_dir import RunDir
+
 #: the ``pbrl`` command of the Python running this script, so a venv works without being activated
 PBRL = [sys.executable, "-m", "pbrl"]
 
@@ -21,7 +23,8 @@ def command_for(run_dir: Path, train_args: list[str]) -> list[str]:
     """What to run for ``run_dir`` now: nothing, a resume, or the fresh ``pbrl train`` command."""
     if (run_dir / "metrics.json").exists():
         return []
-    if (run_dir / "loop_state.json").exists():
+    run = RunDir(run_dir)
+    if run.holds_checkpoint() or run.never_checkpointed():  # a stopped run, or one stopped before it began
         return [*PBRL, "train", "--resume", "--run-dir", str(run_dir), "--no-progress"]
     return [*PBRL, "train", *train_args, "--run-dir", str(run_dir), "--no-progress"]
 

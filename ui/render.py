@@ -9,7 +9,7 @@ A renderer is used from one thread only: the OpenGL context belongs to the threa
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -68,8 +68,10 @@ class StackedFrames:
 class AutoRenderer:
     """MuJoCo clips where segments carry simulator states, observation bars otherwise (built on first use)."""
 
-    def __init__(self, env_id: str, size: int = 256, max_episode_steps: int | None = None):
+    def __init__(self, env_id: str, size: int = 256, max_episode_steps: int | None = None,
+                 env_kwargs: dict[str, Any] | None = None):
         self.env_id, self.size, self.max_episode_steps = env_id, size, max_episode_steps
+        self.env_kwargs = env_kwargs
         self._clips: ClipRenderer | AtariClipRenderer | None = None
         self._bars = ObservationBars(size)
         self._stacked = StackedFrames(size)
@@ -90,7 +92,7 @@ class AutoRenderer:
             self.fps = self._bars.fps
             return self._bars.frames(segment)
         if self._clips is None:
-            self._clips = ClipRenderer(self.env_id, self.size, self.max_episode_steps)
+            self._clips = ClipRenderer(self.env_id, self.size, self.max_episode_steps, self.env_kwargs)
         self.fps = self._clips.fps
         return self._clips.frames(segment)
 
