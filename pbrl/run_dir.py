@@ -38,6 +38,8 @@ from pbrl.faults import kill_point
 #: The files of one checkpoint generation (the reward model and held-out segments only in learned-reward runs).
 CHECKPOINT_FILES = ("policy.zip", "vecnormalize.pkl", "reward_model.pt", "heldout_segments.npz", "loop_state.json")
 LOCK_NAME = "train.lock"
+#: What a run that was killed before it saved its config may leave, and a fresh start may write over.
+_STARTING_FILES = frozenset({LOCK_NAME, "config.json.tmp"})
 
 
 class RunDirError(ValueError):
@@ -150,8 +152,10 @@ class RunDir:
     # -- the states a directory can be in ------------------------------------------------------------------
 
     def check_new(self) -> None:
-        """A fresh run may not write into a directory that already holds anything (but its own lock file)."""
-        if self.path.exists() and (not self.path.is_dir() or any(p.name != LOCK_NAME for p in self.path.iterdir())):
+        """A fresh run may not write into a directory that already holds anything (but what a start that was killed
+        before it saved its config leaves: the lock file, a config half written)."""
+        if self.path.exists() and (not self.path.is_dir() or
+                                   any(p.name not in _STARTING_FILES for p in self.path.iterdir())):
             if self.never_checkpointed():
                 raise RunDirError(f"{self.path} holds a run that stopped before its first checkpoint; pass --resume "
                                   "to start it afresh from its config.json, or choose another --run-dir")

@@ -39,6 +39,7 @@ def _labels(store: Path) -> dict[int, tuple]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_at, holds_checkpoint", [
+    ("write:config.json", False),       # config half written: the fresh command starts it again
     ("created", False),                 # config saved, first checkpoint not yet: --resume starts it afresh
     ("pretrain", True),                 # the initial labels are in the store, the reward model not yet fitted
     ("write:policy.zip:3", True),       # the third checkpoint's policy file half done
@@ -55,6 +56,9 @@ def test_a_run_killed_at_any_point_resumes_to_the_end_with_every_label(tmp_path,
         assert before  # the kill came after some labels were stored
 
     resumed = _train(run, "--resume")
+    if kill_at == "write:config.json":  # nothing of the run was written: resume says so, the fresh command works
+        assert resumed.returncode == 2 and "holds no pbrl run" in resumed.stderr
+        resumed = _train(run, *TRAIN)
     assert resumed.returncode == 0, resumed.stderr
     after = _labels(run / "preferences.sqlite")
     assert all(after[k] == v for k, v in before.items())  # nothing stored before the kill was lost or changed
