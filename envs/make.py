@@ -21,9 +21,10 @@ import numpy as np
 from gymnasium.envs.registration import load_env_creator
 
 from pbrl.envs.wrappers import FrozenTerminalState, RecordSimulatorState, TrueRewardInInfo
+from pbrl.errors import UserError
 
 
-class EnvSpecError(ValueError):
+class EnvSpecError(UserError):
     """An env id pbrl cannot build, with the reason and what to do instead."""
 
 

@@ -1,7 +1,26 @@
-"""``python -m pbrl``: the ``pbrl`` command, for when the venv's bin folder is not on PATH."""
+"""The ``pbrl`` command (``python -m pbrl`` where the venv's bin folder is not on PATH).
 
+Its first line makes a Ctrl-C that comes while Python is still loading pbrl and its libraries (torch takes a second
+or two) end the command with one line instead of an import traceback: nothing has been written at that point.
+``pbrl.cli.main`` puts Python's own Ctrl-C handling back once it is inside its error handling.
+"""
+
+import os
+import signal
 import sys
 
-from pbrl.cli import main
 
-sys.exit(main())
+def _stopped_while_loading(signum, frame) -> None:
+    os.write(2, b"\npbrl: stopped before anything was written\n")
+    os._exit(130)
+
+
+def run() -> None:
+    signal.signal(signal.SIGINT, _stopped_while_loading)
+    from pbrl.cli import main
+
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -10,17 +10,20 @@ import argparse
 import dataclasses
 import json
 import math
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from pbrl.config import ConfigError, TrainConfig, family_defaults
+from pbrl.errors import UserError
 from pbrl.extras import MissingExtra
 from pbrl.ppo_defaults import PPO_KEYS
-from pbrl.run_dir import RunDir, RunDirError
+from pbrl.run_dir import RunDir
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """A mistake on the command line, reported as one line."""
 
 
@@ -454,19 +457,33 @@ def _stopped(args: argparse.Namespace) -> str:
     return "pbrl: stopped before the run was written"
 
 
+def _exit_on_ctrl_c(args: argparse.Namespace):
+    """A SIGINT handler that ends the command at once with one line. A run is written so that a kill at any instant
+    leaves it resumable, so there is nothing to clean up; a KeyboardInterrupt instead could land where Python only
+    prints it and goes on (an import's cleanup callback), or print a traceback from the middle of an import."""
+
+    def handler(signum, frame) -> None:
+        os.write(2, f"\n{_stopped(args)}\n".encode())
+        os._exit(130)
+
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from pbrl.envs.make import EnvSpecError
-    from pbrl.store import StoreError
-
+    # the window and the demo keep Python's KeyboardInterrupt: the window gives its pairs back on the way out
+    on_ctrl_c = signal.default_int_handler if args.command in ("label", "demo") else _exit_on_ctrl_c(args)
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"\n{_stopped(args)}", file=sys.stderr)
         return 130
-    except (ConfigError, RunDirError, UsageError, MissingExtra, StoreError, EnvSpecError) as exc:
+    except (UserError, MissingExtra) as exc:  # config, run dir, store, env, usage: one line each
         print(f"pbrl: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":

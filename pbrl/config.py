@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pbrl.errors import UserError
 from pbrl.queries import SELECTIONS
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config value that cannot work, with what to do instead."""
 
 

@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pbrl.errors import UserError
 from pbrl.faults import kill_point
 
 #: The files of one checkpoint generation (the reward model and held-out segments only in learned-reward runs).
@@ -42,7 +43,7 @@ LOCK_NAME = "train.lock"
 _STARTING_FILES = frozenset({LOCK_NAME, "config.json.tmp"})
 
 
-class RunDirError(ValueError):
+class RunDirError(UserError):
     """A run directory that cannot be used as asked, with what to do instead."""
 
 

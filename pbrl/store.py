@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from pbrl.errors import UserError
 from pbrl.faults import kill_point
 from pbrl.segments import Segment
 
@@ -103,7 +104,7 @@ class LeaseError(KeyError):
     """The comparison is not (or no longer) this labelling session's to answer."""
 
 
-class StoreError(ValueError):
+class StoreError(UserError):
     """A store that cannot be used as asked: missing, damaged, from a newer pbrl, or not writable by this user.
 
     The message is one line that names the file and says what to do.

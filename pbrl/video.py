@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from pbrl.errors import UserError
 from pbrl.extras import require
 from pbrl.run_dir import RunDir
 
 MAX_FPS = 32.0
 
 
-class VideoError(ValueError):
+class VideoError(UserError):
     """A video that cannot be written as asked, with what to do instead."""
 
 

@@ -2,7 +2,8 @@
 
 Each trial starts a small synthetic-oracle run, kills it once, either at a named crash point (``pbrl.faults``:
 inside each checkpoint file's write, inside a store transaction, before pretraining, right after the config is
-saved, ...) or after a random delay (from the first second to late in the run), then resumes it as a user would
+saved, ...) or after a random delay (a third in the first second, the rest anywhere up to the end of a run, timed
+by an uninterrupted run first), then resumes it as a user would
 (``pbrl train --resume``; the fresh command again where the kill came before anything was written) until it
 finishes. A trial passes when the resumed run ends with its whole label budget, every label stored before the kill
 is still there with the same answer, SQLite's ``PRAGMA integrity_check`` is ok and the checkpoint's files match
@@ -25,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-TRAIN = ["--env", "Pendulum-v1", "--n-labels", "40", "--total-timesteps", "2048", "--label-interval", "256",
+N_LABELS = 60
+TRAIN = ["--env", "Pendulum-v1", "--n-labels", str(N_LABELS), "--total-timesteps", "4096", "--label-interval", "256",
          "--segment-length", "10", "--pretrain-epochs", "20", "--fit-epochs", "2", "--eval-episodes", "1",
          "--reward-hidden", "16", "--eval-every", "512", "--no-progress", "--ppo", "n_steps=128",
          "--ppo", "batch_size=64", "--ppo", "n_epochs=2", "--seed", "0"]
@@ -86,7 +88,7 @@ def trial(i: int, kind: str, where: str, root: Path) -> dict:
     kept = all(after.get(k) == v for k, v in before.items())
     check = integrity(run / "preferences.sqlite") if (run / "preferences.sqlite").exists() else "no store"
     manifest_ok = _manifest_ok(run)
-    ok = (killed and resumed.returncode == 0 and metrics.get("n_labels") == 40 and kept and check == "ok"
+    ok = (killed and resumed.returncode == 0 and metrics.get("n_labels") == N_LABELS and kept and check == "ok"
           and manifest_ok)
     return {"trial": i, "kill": f"{kind} {where}", "killed_by_sigkill": killed, "labels_before_kill": len(before),
             "status_after_kill": status.returncode, "how": how, "resume_exit": resumed.returncode,
@@ -112,12 +114,18 @@ def main() -> None:
     p.add_argument("--out", default=None, help="write OUT.json and OUT.md (else print only)")
     a = p.parse_args()
     rng = random.Random(a.seed)
-    plan = [("point", f"{name}:{rng.randint(1, most)}") for name, most in POINTS]
-    while len(plan) < a.trials:  # random moments: the first second, then anywhere in a run (~15-25 s here)
-        plan.append(("delay", f"{rng.uniform(0.0, 1.0) if len(plan) % 3 == 0 else rng.uniform(1.0, 20.0):.2f}"))
-    plan = plan[: a.trials]
     rows = []
     with tempfile.TemporaryDirectory(prefix="pbrl-faults-") as tmp:
+        t0 = time.perf_counter()
+        whole = pbrl("train", "--run-dir", str(Path(tmp) / "uninterrupted"), *TRAIN)
+        duration = time.perf_counter() - t0
+        assert whole.returncode == 0, whole.stderr
+        print(f"an uninterrupted run takes {duration:.1f} s", flush=True)
+        plan = [("point", f"{name}:{rng.randint(1, most)}") for name, most in POINTS]
+        while len(plan) < a.trials:  # random moments: the first second, then anywhere up to the run's end
+            early = len(plan) % 3 == 0
+            plan.append(("delay", f"{rng.uniform(0.0, 1.0) if early else rng.uniform(1.0, 0.95 * duration):.2f}"))
+        plan = plan[: a.trials]
         for i, (kind, where) in enumerate(plan):
             rows.append(trial(i, kind, where, Path(tmp)))
             print(json.dumps(rows[-1]), flush=True)
@@ -130,6 +138,7 @@ def main() -> None:
         lines = [f"# Fault injection: SIGKILL at {len(rows)} moments, then resume", "",
                  f"Command: `python scripts/fault_injection.py --trials {a.trials} --seed {a.seed} --out {a.out}`", "",
                  f"The run: `pbrl train --run-dir D {' '.join(TRAIN)}`", "",
+                 f"An uninterrupted run took {duration:.1f} s.", "",
                  f"**{passed} of {len(rows)} trials resumed to the end with every stored label kept**, "
                  "integrity_check ok and the checkpoint matching its manifest.", "",
                  "| # | kill | labels before | resume | labels at end | kept | integrity | passed | s |",

@@ -146,3 +146,29 @@ def test_a_run_from_before_generations_resumes_and_moves_to_them(tmp_path, capsy
     assert main(["train", "--resume", "--run-dir", str(run), "--total-timesteps", "256"]) == 0
     assert RunDir(run).generation() == 1 and not (run / "policy.zip").exists()  # moved on: no stale copy left
     assert json.loads((run / "metrics.json").read_text())["total_timesteps"] == 256
+
+
+@pytest.mark.parametrize("when", ["while loading", "after the first checkpoint"])
+def test_a_real_ctrl_c_is_one_line_and_the_run_goes_on_after(tmp_path, when):
+    """SIGINT as a terminal sends it, while Python still loads torch and once the run is under way."""
+    import time
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "pbrl", "train", "--run-dir", str(run), *TRAIN,
+                             "--total-timesteps", "20000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    if when == "while loading":
+        time.sleep(0.3)
+    else:
+        while not RunDir(run).holds_run() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    lines = err.strip().splitlines()
+    assert proc.returncode == 130 and len(lines) == 1 and "Traceback" not in err, err
+    if when == "while loading":
+        assert lines[0].startswith("pbrl: stopped before")
+    else:
+        assert lines[0] == f"pbrl: stopped; continue from the last checkpoint with: pbrl train --resume --run-dir {run}"
+        assert main(["train", "--resume", "--run-dir", str(run), "--total-timesteps", "512"]) == 0
