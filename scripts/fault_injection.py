@@ -124,7 +124,7 @@ def main() -> None:
         plan = [("point", f"{name}:{rng.randint(1, most)}") for name, most in POINTS]
         while len(plan) < a.trials:  # random moments: the first second, then anywhere up to the run's end
             early = len(plan) % 3 == 0
-            plan.append(("delay", f"{rng.uniform(0.0, 1.0) if early else rng.uniform(1.0, 0.95 * duration):.2f}"))
+            plan.append(("delay", f"{rng.uniform(0.0, 1.0) if early else rng.uniform(1.0, 0.8 * duration):.2f}"))
         plan = plan[: a.trials]
         for i, (kind, where) in enumerate(plan):
             rows.append(trial(i, kind, where, Path(tmp)))
