@@ -155,11 +155,16 @@ class FixedLengthAtari(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
 class AtariClipRenderer:
     """Full-colour clips of Atari segments for people: each step is replayed from its saved emulator state with the
-    step's action for the 4 skipped frames, so a clip shows every frame (60 per second) with the score masked."""
+    step's action for the 4 skipped frames, so a clip shows every frame (60 per second) with the score masked.
+    Clips are ``size`` pixels high and keep the screen's 160:210 aspect (``clip_shape``)."""
+
+    SCREEN_SHAPE = (210, 160)  # (height, width) of the emulator's screen
 
     def __init__(self, env_id: str, size: int = 256):
+        from pbrl.envs.render import check_clip_size
         from pbrl.extras import require
 
+        check_clip_size(size)
         ale_py = require("ale_py", "atari", "the Atari games")
         gym.register_envs(ale_py)
         self.env = gym.make(env_id, frameskip=1, repeat_action_probability=0.0, full_action_space=False)
@@ -169,24 +174,46 @@ class AtariClipRenderer:
         self.rects = SCORE_MASKS[game_of(env_id)]  # type: ignore[index]
         self.size, self.fps = size, FRAME_RATE
 
-    def replay(self, segment) -> np.ndarray:
-        """Every emulator frame of the segment, masked, at the screen's size.  # (4 T, 210, 160, 3) uint8"""
+    @classmethod
+    def shape_for(cls, size: int) -> tuple[int, int]:
+        """The (height, width) of clips ``size`` pixels high: the screen's aspect, not stretched to a square."""
+        height, width = cls.SCREEN_SHAPE
+        return size, max(1, round(size * width / height))
+
+    @property
+    def clip_shape(self) -> tuple[int, int]:
+        """(height, width) of every clip this renderer makes, ``frames(...).shape[1:3]``."""
+        return self.shape_for(self.size)
+
+    def _screens(self, segment, should_stop):
+        """The segment's emulator frames, masked, one at a time; ``should_stop`` is asked before each step."""
         if segment.states is None:
             raise ValueError(f"segment {segment.id} has no emulator states to replay")
-        out = []
-        for state, act in zip(segment.states, segment.acts, strict=True):
+        for t, (state, act) in enumerate(zip(segment.states, segment.acts, strict=True)):
+            if should_stop is not None and should_stop():
+                from pbrl.envs.render import RenderStopped
+
+                raise RenderStopped(f"stopped after {t} of {len(segment.states)} steps")
             self.ale.restoreState(decode_state(state))
             for _ in range(4):
                 self.ale.act(self.action_set[int(np.argmax(act))])
-                out.append(mask_frame(self.ale.getScreenRGB(), self.rects))
-        return np.stack(out)
+                yield mask_frame(self.ale.getScreenRGB(), self.rects)
 
-    def frames(self, segment) -> np.ndarray:
-        """The replayed clip scaled to ``size`` x ``size``.  # (4 T, size, size, 3) uint8"""
+    def replay(self, segment, should_stop=None) -> np.ndarray:
+        """Every emulator frame of the segment, masked, at the screen's size.  # (4 T, 210, 160, 3) uint8"""
+        return np.stack(list(self._screens(segment, should_stop)))
+
+    def frames(self, segment, should_stop=None) -> np.ndarray:
+        """The replayed clip at ``clip_shape``, or ``RenderStopped`` once ``should_stop()`` is true.
+        # (4 T, size, clip width, 3) uint8"""
         import cv2
 
-        return np.stack([cv2.resize(f, (self.size, self.size), interpolation=cv2.INTER_NEAREST)
-                         for f in self.replay(segment)])
+        height, width = self.clip_shape
+        out = np.empty((4 * segment.length, height, width, 3), dtype=np.uint8)
+        for i, screen in enumerate(self._screens(segment, should_stop)):
+            # nearest neighbour: the game's pixels stay sharp blocks, as on the screen
+            out[i] = cv2.resize(screen, (width, height), interpolation=cv2.INTER_NEAREST)
+        return out
 
     def close(self) -> None:
         self.env.close()

@@ -94,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--name", default=None, help="your name, stored with every answer (default: your user name)")
     lab.add_argument("--instructions", default=None,
                      help="the task in words, shown at the top (default: the run's --instructions)")
-    lab.add_argument("--size", type=int, default=256, help="clip size in pixels (default: 256)")
+    lab.add_argument("--size", type=int, default=None,
+                     help="clip height in pixels, 32 up to what fits the screen (default: the window takes about "
+                          "two thirds of the screen's width; it can be resized)")
     lab.add_argument("--lease-s", type=float, default=120.0,
                      help="seconds without input after which this window gives its pairs back (default: 120)")
 
@@ -186,6 +188,22 @@ def _restarted_config(run: RunDir) -> TrainConfig:
     return cfg
 
 
+def _watch_window(window, session) -> None:
+    """Wait for the labelling window of ``--ui`` (so its process never lingers as a zombie) and say in one line what
+    its closing means for the run."""
+    code = window.wait()
+    run, n = session.run_dir.path, session.schedule.n_initial
+    reopen = f"reopen it with  pbrl label --run-dir {run}"
+    if session.finished:
+        return
+    how = "closed" if code == 0 else f"stopped with exit code {code}"
+    if session.cfg.human and not session.state.pretrained:
+        what = f"before the first {n} labels were in; training waits for them: {reopen}"
+    else:
+        what = f"; training goes on with the labels it has: {reopen}"
+    print(f"\npbrl: the labelling window {how} {what}".replace(" ;", ";"), file=sys.stderr, flush=True)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from pbrl.finite import NonFiniteError
     from pbrl.loop import PreferenceRun
@@ -232,8 +250,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if cfg.human:
         if args.ui:
             import subprocess
+            import threading
 
-            window = subprocess.Popen([sys.executable, "-m", "pbrl.cli", "label", "--run-dir", str(run.path)])
+            window = subprocess.Popen([sys.executable, "-m", "pbrl", "label", "--run-dir", str(run.path)])
+            threading.Thread(target=_watch_window, args=(window, session), daemon=True).start()
         else:
             print(f"pbrl: queries go to {run.store}; answer them with:  pbrl label --run-dir {run.path}",
                   file=sys.stderr, flush=True)
@@ -276,7 +296,7 @@ def cmd_label(args: argparse.Namespace) -> int:
     from pbrl.ui import require_pygame
 
     require_pygame()
-    if args.size < 32:
+    if args.size is not None and args.size < 32:
         raise UsageError(f"--size must be at least 32 pixels, got {args.size}")
     if args.lease_s <= 0:
         raise UsageError(f"--lease-s must be a positive number of seconds, got {args.lease_s}")
@@ -293,16 +313,24 @@ def cmd_label(args: argparse.Namespace) -> int:
     cfg = TrainConfig.load(run.config)
     if not cfg.learned:
         raise UsageError(f"{run.path} trains on the true reward; it asks no questions")
-    from pbrl.ui.app import LabelApp
-    from pbrl.ui.render import AutoRenderer
+    from pbrl.ui.app import LabelApp, Layout, default_clip_height, screen_size
+    from pbrl.ui.render import AutoRenderer, clip_shape_for
     from pbrl.ui.session import LabelSession
 
+    height, width = clip_shape_for(cfg.env_id, 100)
+    aspect, screen = width / height, screen_size()
+    size = default_clip_height(screen, aspect) if args.size is None else args.size
+    window = Layout.window_for(size, aspect)
+    if args.size is not None and (window[0] > screen[0] or window[1] > screen[1]):
+        raise UsageError(f"--size {size} needs a {window[0]}x{window[1]} window, larger than this screen "
+                         f"({screen[0]}x{screen[1]}); use --size {default_clip_height(screen, aspect)} or leave it out "
+                         "(the window can be resized)")
     name = args.name or getpass.getuser()
     session = LabelSession(run.store, name,
-                           lambda: AutoRenderer(cfg.env_id, args.size, cfg.episode_steps, cfg.env_kwargs),
+                           lambda: AutoRenderer(cfg.env_id, size, cfg.episode_steps, cfg.env_kwargs),
                            lease_s=args.lease_s)
     app = LabelApp(run.path, session, instructions=cfg.instructions if args.instructions is None else args.instructions,
-                   clip_size=args.size)
+                   clip_size=size, clip_aspect=aspect)
     try:
         app.run()
     except KeyboardInterrupt:

@@ -111,6 +111,7 @@ class PreferenceRun:
         self.cfg, self.run_dir = cfg, run
         self.store: PreferenceStore | None = None
         self.venv = None
+        self.finished = False  # metrics.json is written
         try:
             self._build(cfg, run, resume, labeler)
         except BaseException:
@@ -648,6 +649,7 @@ class PreferenceRun:
             metrics["best"] = best
         metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
         write_json_atomic(self.run_dir.metrics, metrics)
+        self.finished = True
         return metrics
 
     def close(self) -> None:

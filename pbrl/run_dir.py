@@ -198,11 +198,30 @@ class RunDir:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            holder = _lock_holder(fd)
             os.close(fd)
+            pid = self.writer_pid()
+            holder = f" (pid {pid})" if pid else ""
             raise RunDirError(f"{self.path} is being trained by another process{holder}; wait for it to end or "
                               "stop it first (pbrl status and pbrl label may run alongside it)") from None
         self._lock_fd = fd
+
+    def writer_pid(self) -> int | None:
+        """The pid of the process holding this run's writer lock, 0 when nobody holds it, None where the OS does not
+        tell (it is read from Linux's /proc/locks, without touching the lock)."""
+        try:
+            st = os.stat(self.lock_file)
+        except FileNotFoundError:
+            return 0
+        inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        try:
+            lines = Path("/proc/locks").read_text().splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            fields = line.split()  # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+            if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == inode:
+                return int(fields[4])
+        return 0
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
@@ -216,21 +235,6 @@ class RunDir:
             raise RunDirError(f"{path} is missing; {self.path} is not a whole pbrl run") from None
         except (OSError, ValueError) as exc:
             raise RunDirError(f"{path} cannot be read ({exc})") from None
-
-
-def _lock_holder(fd: int) -> str:
-    """" (pid N)" for the process holding the flock on ``fd``'s file, where the OS tells (Linux: /proc/locks)."""
-    st = os.fstat(fd)
-    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    try:
-        lines = Path("/proc/locks").read_text().splitlines()
-    except OSError:
-        return ""
-    for line in lines:
-        fields = line.split()  # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
-        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == inode:
-            return f" (pid {fields[4]})"
-    return ""
 
 
 def _sha256(path: Path) -> str:

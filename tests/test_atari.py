@@ -141,8 +141,57 @@ def test_colour_clips_replay_the_exact_frames_from_saved_states():
     for t in range(30):
         np.testing.assert_array_equal(replayed[4 * t + 3], seen[t])
     assert not replayed[:, :24].any()  # Pong's score rows stay black in the clip too
-    assert renderer.frames(seg).shape == (120, 64, 64, 3) and renderer.fps == 60
+    assert renderer.frames(seg).shape == (120, 64, 49, 3) == (120, *renderer.clip_shape, 3) and renderer.fps == 60
     renderer.close()
+
+
+def _pong_segment(n_steps: int):
+    """``n_steps`` of Pong with their saved emulator states and one-hot actions."""
+    from pbrl.envs import make_env
+    from pbrl.envs.wrappers import STATE_KEY
+    from pbrl.segments import Segment
+
+    env = make_env("ALE/Pong-v5", seed=0)
+    _, info = env.reset(seed=0)
+    states, acts = [], []
+    for t in range(n_steps):
+        a = t % env.action_space.n
+        states.append(info[STATE_KEY])
+        acts.append(np.eye(env.action_space.n, dtype=np.float32)[a])
+        _, _, _, _, info = env.step(a)
+    env.close()
+    return Segment(obs=np.zeros((n_steps, 4, 84, 84), np.uint8), acts=np.stack(acts),
+                   true_rews=np.zeros(n_steps, np.float32), policy_step=0, episode=0, env_step=0,
+                   states=np.stack(states))
+
+
+def test_colour_clips_keep_the_screen_aspect_and_stop_between_frames():
+    import time
+
+    from pbrl.envs.atari import AtariClipRenderer
+    from pbrl.envs.render import RenderStopped
+
+    seg = _pong_segment(20)
+    renderer = AtariClipRenderer("ALE/Pong-v5", size=420)  # twice the screen's 210 rows
+    try:
+        assert renderer.clip_shape == (420, 320)
+        frames, screens = renderer.frames(seg), renderer.replay(seg)
+        assert frames.shape == (80, 420, 320, 3)
+        np.testing.assert_array_equal(frames, screens.repeat(2, axis=1).repeat(2, axis=2))  # each pixel a 2x2 block
+        asked = 0
+
+        def should_stop() -> bool:
+            nonlocal asked
+            asked += 1
+            return asked > 3
+
+        with pytest.raises(RenderStopped):
+            renderer.frames(seg, should_stop=should_stop)
+        assert asked == 4  # three steps (12 frames) replayed, then stopped at the next question
+    finally:
+        t0 = time.perf_counter()
+        renderer.close()
+        assert time.perf_counter() - t0 < 0.5
 
 
 def test_evaluations_report_the_score_of_each_finished_game():

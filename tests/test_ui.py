@@ -368,3 +368,170 @@ def test_run_loops_until_quit_and_closes(human_run, tmp_path):
     assert '"event": "close"' in app.log_path.read_text()
     with PreferenceStore(run_dir / "preferences.sqlite") as store:
         assert store.counts().n_leased == 0 and store.counts().n_pending == 1
+
+
+# -- keys as a US keyboard delivers them: key code, modifiers and the text typed -------------------------------
+
+SHIFT, CTRL = pygame.KMOD_LSHIFT, pygame.KMOD_LCTRL
+REAL_KEYS = [  # (name, key, mod, text typed, what it does)
+    ("left arrow", pygame.K_LEFT, 0, "", "left"), ("right arrow", pygame.K_RIGHT, 0, "", "right"),
+    ("up arrow", pygame.K_UP, 0, "", "equal"), ("down arrow", pygame.K_DOWN, 0, "", "cant_tell"),
+    ("=", pygame.K_EQUALS, 0, "=", "equal"), ("keypad =", pygame.K_KP_EQUALS, 0, "=", "equal"),
+    ("+ (shift and =)", pygame.K_EQUALS, SHIFT, "+", "faster"), ("keypad +", pygame.K_KP_PLUS, 0, "+", "faster"),
+    ("+ with no text", pygame.K_EQUALS, SHIFT, "", "faster"), ("-", pygame.K_MINUS, 0, "-", "slower"),
+    ("keypad -", pygame.K_KP_MINUS, 0, "-", "slower"), ("space", pygame.K_SPACE, 0, " ", "pause"),
+    ("r", pygame.K_r, 0, "r", "replay"), ("R with caps lock", pygame.K_r, pygame.KMOD_CAPS, "R", "replay"),
+    ("u", pygame.K_u, 0, "u", "undo"), ("backspace", pygame.K_BACKSPACE, 0, "\b", "undo"),
+    ("q", pygame.K_q, 0, "q", "quit"), ("escape", pygame.K_ESCAPE, 0, "\x1b", "quit"),
+    ("ctrl+q", pygame.K_q, CTRL, "\x11", "quit"), ("ctrl+r does nothing", pygame.K_r, CTRL, "\x12", None),
+    ("a does nothing", pygame.K_a, 0, "a", None), ("shift alone", pygame.K_LSHIFT, SHIFT, "", None),
+]
+
+
+def _real_key(key: int, mod: int, text: str) -> None:
+    """What SDL hands pygame for one key press: KEYDOWN with its modifiers and text, then TEXTINPUT, then KEYUP."""
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=mod, unicode=text))
+    if text and text.isprintable():
+        pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text=text))
+    pygame.event.post(pygame.event.Event(pygame.KEYUP, key=key, mod=mod, unicode=""))
+
+
+@pytest.mark.parametrize("name, key, mod, text, action", REAL_KEYS, ids=[k[0] for k in REAL_KEYS])
+def test_each_key_means_what_the_help_says(name, key, mod, text, action):
+    from pbrl.ui.app import action_for
+
+    assert action_for(key, mod, text) == action
+
+
+@pytest.mark.parametrize("name, key, mod, text, action", REAL_KEYS, ids=[k[0] for k in REAL_KEYS])
+def test_each_real_key_press_has_its_effect_in_the_window(human_run, app_on, name, key, mod, text, action):
+    run_dir, ids = human_run(2)
+    app = app_on(run_dir, _session(run_dir))
+    _pump(app, lambda: app.session.current is not None and app.session.has_next())
+    first = app.session.current
+    if action == "undo":  # something to undo: answer the first pair
+        _real_key(pygame.K_LEFT, 0, "")
+        _pump(app, lambda: app.session.current not in (None, first))
+    app.step(dt=0.5)
+    before = (app.speed, app.paused, app.clip_t, app.session.current)
+    _real_key(key, mod, text)
+    alive = app.step(dt=0.0)
+    rows = _rows(run_dir)
+    answered = {i: r for i, r in rows.items() if r[0] != "pending"}
+    if action == "quit":
+        assert not alive and not answered
+        return
+    assert alive
+    if action in ("left", "right", "equal", "cant_tell"):
+        assert list(answered) == [first.comparison.id] and app.session.current is not first
+        label = {"left": 1.0, "right": 0.0, "equal": 0.5, "cant_tell": None}[action]
+        stored = answered[first.comparison.id][1]
+        assert stored == (label if label is None or not first.swapped else 1.0 - label)
+        return
+    if action == "undo":
+        assert not answered and app.session.current is first  # the answer is taken back, the pair shown again
+        return
+    assert not answered  # none of the other keys stores anything
+    speed, paused, clip_t, current = before
+    assert app.session.current is current
+    assert app.speed == {"faster": 2.0, "slower": 0.5}.get(action, speed)
+    assert app.paused == (action == "pause")
+    assert (app.clip_t == 0.0) == (action == "replay")
+
+
+def test_a_key_before_any_pair_is_drawn_is_refused_visibly(human_run, app_on):
+    run_dir, _ = human_run(2)
+    app = app_on(run_dir, _session(run_dir))
+    _real_key(pygame.K_LEFT, 0, "")  # pressed while the window is still loading its first pair
+    app.step(dt=0.0)
+    assert app.message.startswith("not saved") and all(r[0] == "pending" for r in _rows(run_dir).values())
+    _pump(app, lambda: app.session.current is not None and app.session.has_next())
+    first = app.session.current
+    _pump(app, lambda: app.session.n_ready() >= 1)
+    _real_key(pygame.K_LEFT, 0, "")  # a burst: the second key comes before the next pair was drawn
+    _real_key(pygame.K_RIGHT, 0, "")
+    app.step(dt=0.0)
+    rows = _rows(run_dir)
+    assert [i for i, r in rows.items() if r[0] != "pending"] == [first.comparison.id]
+    assert app.message.startswith("not saved: right is better came before a pair was on screen")
+    second = app.session.current
+    assert second is not None and second.shown_at is not None  # drawn now: the next key counts
+    _real_key(pygame.K_RIGHT, 0, "")
+    app.step(dt=0.0)
+    assert _rows(run_dir)[second.comparison.id][0] == "answered"
+
+
+def test_a_new_pair_starts_playing_even_if_the_last_was_paused(human_run, app_on):
+    run_dir, _ = human_run(2)
+    app = app_on(run_dir, _session(run_dir))
+    _pump(app, lambda: app.session.current is not None and app.session.has_next())
+    first = app.session.current
+    _real_key(pygame.K_SPACE, 0, " ")
+    app.step(dt=0.0)
+    assert app.paused
+    _real_key(pygame.K_LEFT, 0, "")
+    _pump(app, lambda: app.session.current not in (None, first))
+    assert not app.paused and app.status_lines()[1].endswith("clips at 1x")
+
+
+def test_progress_counts_cant_tell_and_the_window_says_when_the_run_has_finished(human_run, app_on):
+    run_dir, ids = human_run(3)
+    with PreferenceStore(run_dir / "preferences.sqlite") as store:
+        store.answer(ids[0], 1.0, "bob")
+        store.answer(ids[1], math.nan, "bob")  # can't tell
+    app = app_on(run_dir, _session(run_dir))
+    _pump(app, lambda: app.session.current is not None)
+    assert app.status_lines()[0].startswith("answered 2/40 (1 can't tell)")
+    (run_dir / "metrics.json").write_text("{}")  # the trainer finished
+    app._info_at = 0.0
+    _pump(app, lambda: app.session.current is None)
+    assert app.session.run_closed and app.waiting_text().startswith("Training has finished")
+    with PreferenceStore(run_dir / "preferences.sqlite") as store:
+        assert store.counts().n_leased == 0  # the pair on screen went back, unanswered
+
+
+@pytest.mark.parametrize("aspect", [1.0, 160 / 210])
+@pytest.mark.parametrize("size", [(480, 360), (640, 480), (853, 600), (1280, 800), (1920, 1080), (900, 1400)])
+def test_the_layout_fits_the_window_at_any_size(size, aspect):
+    from pbrl.ui.app import Layout
+
+    lay = Layout.fit(*size, aspect)
+    (lx, ly, lw, lh), (rx, ry, rw, rh) = lay.clips
+    assert lw / lh == pytest.approx(aspect, abs=0.02) and (lw, lh) == (rw, rh) and ly == ry
+    assert 0 <= lx < lx + lw < rx < rx + rw <= size[0]  # side by side, inside the window
+    assert max(lay.status_y) < ly and ly + lh < min(y for _, y, _, _ in lay.buttons)
+    for x, y, w, h in lay.buttons:
+        assert 0 <= x and x + w <= size[0] and y + h < lay.message_y < lay.help_y[0] < lay.help_y[1] < size[1]
+    if rx + rw - lx >= 4 * 40 * lay.scale:  # the buttons span exactly the two clips
+        assert lay.buttons[0][0] == pytest.approx(lx, abs=1) and sum(lay.buttons[3][::2]) == pytest.approx(
+            rx + rw, abs=2)
+    window = Layout.window_for(lh, aspect)
+    assert Layout.fit(*window, aspect).clips[0][3] == pytest.approx(lh, abs=3)  # the size that shows such clips
+
+
+def test_a_resized_window_lays_itself_out_again(human_run, app_on):
+    run_dir, _ = human_run(1)
+    app = app_on(run_dir, _session(run_dir))
+    _pump(app, lambda: app.session.current is not None)
+    pygame.event.post(pygame.event.Event(pygame.VIDEORESIZE, w=1200, h=800, size=(1200, 800)))
+    app.step(dt=0.0)
+    assert app.screen.get_size() == (1200, 800) and app.layout.width == 1200
+    assert app.layout.clips[0][3] > 300 and app.layout.scale > 1.0  # bigger clips, bigger text
+
+
+def test_closing_the_ui_window_early_is_told_on_the_console(capsys):
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from pbrl.cli import _watch_window
+
+    for code, pretrained, want in [(0, False, "closed before the first 5 labels were in; training waits"),
+                                   (3, True, "stopped with exit code 3; training goes on")]:
+        window = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({code})"])
+        session = SimpleNamespace(finished=False, cfg=SimpleNamespace(human=True), run_dir=SimpleNamespace(
+            path="runs/x"), schedule=SimpleNamespace(n_initial=5), state=SimpleNamespace(pretrained=pretrained))
+        _watch_window(window, session)
+        assert window.returncode == code  # reaped: no zombie
+        err = capsys.readouterr().err.strip()
+        assert want in err and err.endswith("pbrl label --run-dir runs/x") and len(err.splitlines()) == 1

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pbrl.store import Comparison, LeaseError, PreferenceStore
-from pbrl.ui.render import FrameRenderer
+from pbrl.ui.render import FrameRenderer, RenderStopped
 
 #: What each choice means for the segment shown on the left: P(left preferred), NaN = can't tell (dropped).
 CHOICES = {"left": 1.0, "right": 0.0, "equal": 0.5, "cant_tell": math.nan}
@@ -35,7 +35,7 @@ class Item:
     right: np.ndarray
     swapped: bool  # True: the comparison's first segment is on the right
     fps: float
-    shown_at: float | None = None
+    shown_at: float | None = None  # when the window first drew it: only a pair the person has seen is answered
     rendered_in_s: float = 0.0
 
     def label_for_first(self, choice: str) -> float:
@@ -74,6 +74,7 @@ class LabelSession:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._idle = threading.Event()
+        self._closed_run = threading.Event()  # the run has finished: no more pairs are offered
         self._wake = threading.Event()
         self.last_input = time.time()
         self._last_renewal = time.time()
@@ -90,7 +91,7 @@ class LabelSession:
         try:
             renderer = self._renderer_factory()
             while not self._stop.is_set():
-                if self._idle.is_set() or self.n_ready() >= self.ahead:
+                if self._idle.is_set() or self._closed_run.is_set() or self.n_ready() >= self.ahead:
                     self._wake.wait(0.2)
                     self._wake.clear()
                     continue
@@ -104,14 +105,17 @@ class LabelSession:
                 with self._lock:
                     self._in_flight.add(comp.id)
                 t0 = time.perf_counter()
-                first, second = renderer.frames(store.segment(comp.first_id)), renderer.frames(
-                    store.segment(comp.second_id))
+                try:  # a clip is abandoned between frames when the window closes
+                    first, second = (renderer.frames(store.segment(i), should_stop=self._stop.is_set)
+                                     for i in (comp.first_id, comp.second_id))
+                except RenderStopped:
+                    break
                 swapped = bool(self.rng.random() < 0.5)
                 left, right = (second, first) if swapped else (first, second)
                 item = Item(comp, left, right, swapped, renderer.fps, rendered_in_s=time.perf_counter() - t0)
                 with self._lock:
                     self._in_flight.discard(comp.id)
-                    if self._idle.is_set():  # the person left while we rendered: give it back
+                    if self._idle.is_set() or self._closed_run.is_set():  # not to be shown now: give it back
                         store.release([comp.id], self.token)
                     else:
                         self._ready.append(item)
@@ -139,13 +143,29 @@ class LabelSession:
             return bool(self._ready or self._in_flight)
 
     def next(self) -> Item | None:
-        """Put the next rendered pair on screen (None when nothing is ready yet)."""
+        """Put the next rendered pair on screen (None when nothing is ready yet); the window marks it ``shown``
+        once it has drawn it."""
         with self._lock:
             if self.current is None and self._ready:
                 self.current = self._ready.popleft()
-                self.current.shown_at = time.time()
         self._wake.set()
         return self.current
+
+    def shown(self, item: Item) -> None:
+        """The window has drawn ``item``: from now on the person can answer it (the response time counts from here)."""
+        if item.shown_at is None:
+            item.shown_at = time.time()
+
+    def close_run(self) -> None:
+        """The run has finished: answers would no longer be used, so no pair is offered and every held one goes
+        back to the store."""
+        if not self._closed_run.is_set():
+            self._closed_run.set()
+            self._give_back()
+
+    @property
+    def run_closed(self) -> bool:
+        return self._closed_run.is_set()
 
     def touch(self) -> None:
         """The person did something: leases stay renewed; an idle session comes back."""
@@ -177,6 +197,9 @@ class LabelSession:
 
     def _go_idle(self) -> None:
         self._idle.set()
+        self._give_back()
+
+    def _give_back(self) -> None:
         with self._lock:
             ids = self.held_ids()
             self._ready.clear()
@@ -184,9 +207,10 @@ class LabelSession:
         self.store.release(ids, self.token)
 
     def answer(self, choice: str) -> bool:
-        """Store the person's choice for the pair on screen; False if the pair was no longer ours."""
+        """Store the person's choice for the pair on screen; False if no pair has been shown, or if the pair was no
+        longer ours."""
         item = self.current
-        if item is None:
+        if item is None or item.shown_at is None:
             return False
         now = time.time()
         try:
@@ -222,13 +246,9 @@ class LabelSession:
         return item
 
     def close(self) -> None:
-        """Stop rendering and give every held pair back to the queue."""
+        """Stop rendering (a clip is abandoned between frames) and give every held pair back to the queue."""
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=10)
-        with self._lock:
-            ids = self.held_ids()
-            self._ready.clear()
-            self.current = None
-        self.store.release(ids, self.token)
+        self._give_back()
         self.store.close()
