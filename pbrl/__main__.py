@@ -19,7 +19,14 @@ def run() -> None:
     signal.signal(signal.SIGINT, _stopped_while_loading)
     from pbrl.cli import main
 
-    sys.exit(main())
+    code = main()
+    if sys.argv[1:2] == ["label"]:
+        # The window is closed, its answers and log written: skip tearing down torch, MuJoCo and GL at exit (0.8 s
+        # measured under X), so that q quits at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -28,11 +29,11 @@ pygame = require_pygame()
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
 LOOP_PAUSE_S = 0.5  # the last frame holds this long before a clip starts again
-HELP = ("keys:  \u2190 left better   \u2192 right better   \u2191 or = equally good   \u2193 can't tell",
-        "space pause   r replay   + / - speed   u or backspace undo   q or Esc quit")
+HELP = ("keys:  left arrow: left is better   right arrow: right is better   up or =: equally good   down: can't tell",
+        "space: pause   r: replay   + / -: speed   u or backspace: undo   q or Esc: quit")
 BG, FG, DIM, ACCENT, WARN = (24, 26, 30), (230, 232, 236), (150, 155, 165), (90, 160, 250), (250, 170, 60)
-BUTTONS = (("left", "\u2190 Left is better"), ("equal", "\u2191 Equally good"), ("cant_tell", "\u2193 Can't tell"),
-           ("right", "Right is better \u2192"))
+BUTTONS = (("left", "< Left is better"), ("equal", "Equally good (up)"), ("cant_tell", "Can't tell (down)"),
+           ("right", "Right is better >"))
 SAID = {"left": "left is better", "right": "right is better", "equal": "equally good", "cant_tell": "can't tell"}
 WINDOW_SHARE = 2 / 3  # of the screen's width, for a window opened at its default size
 BASE_WIDTH = 760  # the window width at which text is drawn at its base size
@@ -154,6 +155,7 @@ class LabelApp:
         self.session = session
         self.instructions = instructions
         self.clip_aspect = clip_aspect
+        os.environ.setdefault("SDL_VIDEO_X11_WMCLASS", "pbrl")  # the window's class, for window managers
         pygame.display.init()  # not pygame.init(): no sound, no joystick
         pygame.font.init()
         pygame.display.set_caption(f"pbrl label: {self.run_dir.path.name} ({session.name})")

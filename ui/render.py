@@ -103,6 +103,10 @@ class StackedFrames:
         pass  # nothing to free
 
 
+#: The frame rate a window shows at most; MuJoCo clips of faster envs are thinned to it.
+DISPLAY_FPS = 60.0
+
+
 class AutoRenderer:
     """Clips replayed from saved states where segments carry them (MuJoCo or Atari, by the env id), pictures of the
     observations otherwise. The simulator is built on first use, in the thread that renders."""
@@ -133,6 +137,12 @@ class AutoRenderer:
 
     def frames(self, segment: Segment, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
         renderer = self._renderer_for(segment)
+        if isinstance(renderer, ClipRenderer) and renderer.fps > DISPLAY_FPS:
+            # a screen shows 60 frames a second: of Hopper's 125 steps a second every other one is drawn, which
+            # halves the time a pair takes to render (it could not keep up with a person at 400 px)
+            every = int(renderer.fps // DISPLAY_FPS)
+            self.fps = renderer.fps / every
+            return renderer.render_states(segment.states[::every], should_stop)
         self.fps = renderer.fps
         return renderer.frames(segment, should_stop)
 

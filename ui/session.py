@@ -60,7 +60,7 @@ class SessionStats:
 class LabelSession:
     """Lease, prefetch and answer comparisons of the store at ``store_path`` as ``name``."""
 
-    def __init__(self, store_path, name: str, renderer_factory: Callable[[], FrameRenderer], ahead: int = 2,
+    def __init__(self, store_path, name: str, renderer_factory: Callable[[], FrameRenderer], ahead: int = 3,
                  lease_s: float = 120.0, seed: int | None = None):
         self.store_path, self.name, self.lease_s, self.ahead = store_path, name, lease_s, ahead
         self.token = f"{name}:{uuid.uuid4().hex[:8]}"
