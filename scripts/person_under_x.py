@@ -37,6 +37,12 @@ from pathlib import Path
 import numpy as np
 
 PBRL = [sys.executable, "-m", "pbrl"]
+STARTED: list[subprocess.Popen] = []  # every process this script starts, killed at the end if still running
+
+
+def start(cmd: list[str], **kw) -> subprocess.Popen:
+    STARTED.append(subprocess.Popen(cmd, **kw))
+    return STARTED[-1]
 KEY = {"left": "Left", "right": "Right", "equal": "Up"}
 
 
@@ -131,14 +137,13 @@ def wait_for_run(run: Path, proc: subprocess.Popen) -> None:
 def label_live_run(a, display: str, root: Path, shots: Path | None) -> dict:
     run, name = root / "hopper", "scripted"
     env = {**os.environ, "DISPLAY": display}
-    trainer = subprocess.Popen([*PBRL, "train", "--env", "Hopper-v5", "--labeler", "human", "--n-labels", "2000",
-                                "--initial-label-fraction", "0.015", "--total-timesteps", "1000000", "--seed",
-                                str(a.seed), "--no-progress", "--run-dir", str(run), "--instructions",
-                                "Which hopper moves forward better?"], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    trainer = start([*PBRL, "train", "--env", "Hopper-v5", "--labeler", "human", "--n-labels", "2000",
+                     "--initial-label-fraction", "0.015", "--total-timesteps", "1000000", "--seed", str(a.seed),
+                     "--no-progress", "--run-dir", str(run), "--instructions", "Which hopper moves forward better?"],
+                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_run(run, trainer)
-    window = subprocess.Popen([*PBRL, "label", "--run-dir", str(run), "--name", name], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    window = start([*PBRL, "label", "--run-dir", str(run), "--name", name], env=env, stdout=subprocess.PIPE,
+                   stderr=subprocess.PIPE, text=True)
     wid = window_id(window.pid)
     log, rng = WindowLog(run, name), np.random.default_rng(a.seed)
     sent: dict[int, float] = {}  # comparison -> the label for its first segment that the key meant
@@ -195,12 +200,14 @@ def label_live_run(a, display: str, root: Path, shots: Path | None) -> dict:
             "labelling_minutes": round((steps[-1] - steps[0]) / 60, 2)}
 
 
-def _child_of(pid: int, timeout: float = 60.0) -> int:
+def _window_process_of(pid: int, timeout: float = 60.0) -> int:
+    """The ``pbrl label`` process the trainer ``pid`` started (it starts others too, such as git, briefly)."""
     end = time.time() + timeout
     while time.time() < end:
-        kids = subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True, text=True).stdout.split()
-        if kids:
-            return int(kids[0])
+        kids = subprocess.run(["ps", "--ppid", str(pid), "-o", "pid=,args="], capture_output=True, text=True).stdout
+        for line in kids.splitlines():
+            if " label " in f" {line} ":
+                return int(line.split()[0])
         time.sleep(0.1)
     raise SystemExit("the trainer did not open its window")
 
@@ -208,20 +215,22 @@ def _child_of(pid: int, timeout: float = 60.0) -> int:
 def quit_during_initial_labels(display: str, root: Path) -> dict:
     run, said = root / "ui", root / "ui.stderr"
     with open(said, "w") as err:
-        trainer = subprocess.Popen([*PBRL, "train", "--env", "Hopper-v5", "--labeler", "human", "--ui", "--n-labels",
-                                    "200", "--no-progress", "--run-dir", str(run)],
-                                   env={**os.environ, "DISPLAY": display}, stdout=subprocess.DEVNULL, stderr=err)
-    wid = window_id(_child_of(trainer.pid))
-    time.sleep(3.0)
-    press(wid, "q")
-    end = time.time() + 60
-    while time.time() < end and "labelling window" not in said.read_text():
-        time.sleep(0.1)
-    time.sleep(1.0)  # time for a zombie to show, were the window's process left unreaped
-    children = subprocess.run(["ps", "--ppid", str(trainer.pid), "-o", "stat=,pid=,args="], capture_output=True,
-                              text=True).stdout.strip().splitlines()
-    trainer.send_signal(signal.SIGINT)
-    trainer.wait(timeout=60)
+        trainer = start([*PBRL, "train", "--env", "Hopper-v5", "--labeler", "human", "--ui", "--n-labels", "200",
+                         "--no-progress", "--run-dir", str(run)], env={**os.environ, "DISPLAY": display},
+                        stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        wid = window_id(_window_process_of(trainer.pid))
+        time.sleep(3.0)
+        press(wid, "q")
+        end = time.time() + 60
+        while time.time() < end and "labelling window" not in said.read_text():
+            time.sleep(0.1)
+        time.sleep(1.0)  # time for a zombie to show, were the window's process left unreaped
+        children = subprocess.run(["ps", "--ppid", str(trainer.pid), "-o", "stat=,pid=,args="], capture_output=True,
+                                  text=True).stdout.strip().splitlines()
+    finally:
+        trainer.send_signal(signal.SIGINT)
+        trainer.wait(timeout=60)
     lines = [line for line in said.read_text().splitlines() if "labelling window" in line]
     return {"trainer_said": lines, "one_line": len(lines) == 1,
             "zombies": [c for c in children if c.split()[0].startswith("Z")], "children_left": children}
@@ -229,9 +238,8 @@ def quit_during_initial_labels(display: str, root: Path) -> dict:
 
 def small_window_screenshot(display: str, root: Path, shots: Path) -> None:
     run = root / "hopper"
-    window = subprocess.Popen([*PBRL, "label", "--run-dir", str(run), "--name", "small", "--size", "160"],
-                              env={**os.environ, "DISPLAY": display}, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    window = start([*PBRL, "label", "--run-dir", str(run), "--name", "small", "--size", "160"],
+                   env={**os.environ, "DISPLAY": display}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wid = window_id(window.pid)
     time.sleep(8.0)
     screenshot(shots / "label_window_small.png")
@@ -261,6 +269,9 @@ def main() -> int:
             small_window_screenshot(display, root, shots)
         ui = quit_during_initial_labels(display, root)
     finally:
+        for proc in STARTED:  # a failed check leaves nothing running
+            if proc.poll() is None:
+                proc.kill()
         if xvfb is not None:
             xvfb.kill()
     figures = {**live, "ui_quit_before_initial_labels": ui,

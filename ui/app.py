@@ -34,6 +34,7 @@ HELP = ("keys:  left arrow: left is better   right arrow: right is better   up o
 BG, FG, DIM, ACCENT, WARN = (24, 26, 30), (230, 232, 236), (150, 155, 165), (90, 160, 250), (250, 170, 60)
 BUTTONS = (("left", "< Left is better"), ("equal", "Equally good (up)"), ("cant_tell", "Can't tell (down)"),
            ("right", "Right is better >"))
+SHORT = {"left": "< Left", "equal": "Equal", "cant_tell": "Can't tell", "right": "Right >"}  # on narrow buttons
 SAID = {"left": "left is better", "right": "right is better", "equal": "equally good", "cant_tell": "can't tell"}
 WINDOW_SHARE = 2 / 3  # of the screen's width, for a window opened at its default size
 BASE_WIDTH = 760  # the window width at which text is drawn at its base size
@@ -396,10 +397,13 @@ class LabelApp:
         for (x, y, _, _), caption in zip(lay.clips, ("left", "right"), strict=True):
             self._text(caption, (x + round(6 * lay.scale), y + round(5 * lay.scale)), 20, FG, box=True)
         mouse = pygame.mouse.get_pos()
-        for (rect, _), (_, label) in zip(self.buttons, BUTTONS, strict=True):
+        for (rect, choice), (_, label) in zip(self.buttons, BUTTONS, strict=True):
             color = ACCENT if rect.collidepoint(mouse) and item is not None else (55, 60, 70)
             pygame.draw.rect(s, color, rect, border_radius=round(6 * lay.scale))
-            self._text(label, rect.center, 20, FG, center=True, max_width=rect.width - round(10 * lay.scale))
+            room = rect.width - round(10 * lay.scale)
+            if self._font(20).size(label)[0] > room:
+                label = SHORT[choice]
+            self._text(label, rect.center, 20, FG, center=True, max_width=room)
         self._text(self.message, (margin, lay.message_y), 20, self.message_color)
         for y, line in zip(lay.help_y, HELP, strict=True):
             self._text(line, (margin, y), 18, DIM)
