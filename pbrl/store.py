@@ -29,6 +29,7 @@ import numpy as np
 
 from pbrl.errors import UserError
 from pbrl.faults import kill_point
+from pbrl.finite import can_be_nonfinite, describe_nonfinite
 from pbrl.segments import Segment
 
 SCHEMA_VERSION = 2  # 2: comparisons.shown_at
@@ -214,8 +215,8 @@ def _nonfinite(seg: Segment) -> str | None:
     if not math.isfinite(true_return):
         return f"true_return is {true_return}"
     for name, x in (("true_rews", seg.true_rews), ("obs", seg.obs), ("acts", seg.acts), ("states", seg.states)):
-        if x is not None and np.issubdtype(x.dtype, np.inexact) and not np.isfinite(x).all():
-            return f"{name} has {int((~np.isfinite(x)).sum())} non-finite values"
+        if x is not None and can_be_nonfinite(x.dtype) and not np.isfinite(x).all():
+            return describe_nonfinite(name, x)
     return None
 
 
