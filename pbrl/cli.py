@@ -313,12 +313,16 @@ def cmd_label(args: argparse.Namespace) -> int:
     cfg = TrainConfig.load(run.config)
     if not cfg.learned:
         raise UsageError(f"{run.path} trains on the true reward; it asks no questions")
-    from pbrl.ui.app import LabelApp, Layout, default_clip_height, screen_size
+    from pbrl.ui.app import LabelApp, Layout, NoScreen, default_clip_height, screen_size
     from pbrl.ui.render import AutoRenderer, clip_shape_for
     from pbrl.ui.session import LabelSession
 
     height, width = clip_shape_for(cfg.env_id, 100)
-    aspect, screen = width / height, screen_size()
+    try:
+        screen = screen_size()
+    except NoScreen as exc:
+        raise UsageError(str(exc)) from None
+    aspect = width / height
     size = default_clip_height(screen, aspect) if args.size is None else args.size
     window = Layout.window_for(size, aspect)
     if args.size is not None and (window[0] > screen[0] or window[1] > screen[1]):

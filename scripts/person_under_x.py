@@ -261,6 +261,7 @@ def main() -> int:
     need("Xvfb", "xdotool", "import")
     display, xvfb = start_x(a.display)
     os.environ["DISPLAY"] = display  # for xdotool and import, and the processes started below
+    os.environ.pop("SDL_VIDEODRIVER", None)  # a real window on that display (tests set the dummy driver)
     root = Path(a.keep or tempfile.mkdtemp(prefix="pbrl-person-"))
     shots = Path(a.screenshots) if a.screenshots else None
     try:

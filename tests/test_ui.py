@@ -535,3 +535,15 @@ def test_closing_the_ui_window_early_is_told_on_the_console(capsys):
         assert window.returncode == code  # reaped: no zombie
         err = capsys.readouterr().err.strip()
         assert want in err and err.endswith("pbrl label --run-dir runs/x") and len(err.splitlines()) == 1
+
+
+def test_label_without_a_screen_is_one_line_not_an_invisible_window(human_run, monkeypatch, capsys):
+    from pbrl.cli import main
+
+    run_dir, _ = human_run(1)
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert main(["label", "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no screen to open the labelling window on" in err[0]

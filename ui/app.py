@@ -15,6 +15,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,9 +120,26 @@ def default_clip_height(screen: tuple[int, int], clip_aspect: float) -> int:
     return max(layout.clips[0][3], 32)
 
 
+class NoScreen(ValueError):
+    """There is no screen to open the window on; the message says what to do."""
+
+
 def screen_size() -> tuple[int, int]:
-    """The desktop's size in pixels (the first display's)."""
-    pygame.display.init()
+    """The desktop's size in pixels (the first display's). Raises ``NoScreen`` where SDL finds no screen and would
+    draw the window off screen, where nobody sees it (no DISPLAY or WAYLAND_DISPLAY: a server, an ssh session)."""
+    chosen = os.environ.get("SDL_VIDEODRIVER")
+    if sys.platform.startswith("linux") and not (chosen or os.environ.get("DISPLAY") or
+                                                 os.environ.get("WAYLAND_DISPLAY")):
+        raise NoScreen("no screen to open the labelling window on (DISPLAY and WAYLAND_DISPLAY are not set); run "
+                       "pbrl label where there is a display, or over ssh -X")
+    try:
+        pygame.display.init()
+    except pygame.error as exc:
+        raise NoScreen(f"no screen to open the labelling window on ({exc}); run pbrl label where there is a "
+                       "display (or over ssh -X)") from None
+    if pygame.display.get_driver() in ("offscreen", "dummy") and not chosen:
+        raise NoScreen("no screen to open the labelling window on (SDL found none); run pbrl label where there is a "
+                       "display, or over ssh -X")
     sizes = pygame.display.get_desktop_sizes()
     return sizes[0] if sizes else (1280, 800)
 
@@ -449,8 +467,8 @@ class LabelApp:
     def close(self) -> None:
         if self._log.closed:
             return
-        pygame.display.quit()  # the window goes at once; the session then stops its renderer
-        self.session.close()
+        self.session.close()  # its renderer stops within a frame; before SDL lets go of a GL display they may share
+        pygame.display.quit()
         summary = self.summary()
         self._log_event("close", **summary)
         self._log.close()

@@ -123,7 +123,10 @@ class LabelSession:
             self.error = exc
         finally:
             if renderer is not None and hasattr(renderer, "close"):
-                renderer.close()
+                try:
+                    renderer.close()
+                except Exception:  # noqa: S110 - a GL context that cannot be freed at exit costs nothing
+                    pass
             store.close()
 
     # -- the main thread -------------------------------------------------------------------------------
