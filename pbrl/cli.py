@@ -140,13 +140,23 @@ def ppo_overrides(env_id: str, items: list[str]) -> dict[str, Any]:
 
 
 def _check_env(env_id: str, max_episode_steps: int | None, env_kwargs: dict[str, Any] | None = None) -> None:
-    """Build the env once, so unknown ids and unsupported spaces fail as one line before anything is written."""
+    """Build the env and take one step in it, so unknown ids, unsupported spaces and env kwargs the env only trips
+    over when it steps (``--env-kwargs ctrl_cost_weight=abc``) fail as one line before anything is written."""
     from pbrl.envs import EnvSpecError, make_env
 
     try:
-        make_env(env_id, max_episode_steps=max_episode_steps, env_kwargs=env_kwargs).close()
+        env = make_env(env_id, max_episode_steps=max_episode_steps, env_kwargs=env_kwargs)
     except EnvSpecError as exc:
         raise UsageError(str(exc)) from None
+    try:
+        env.reset(seed=0)
+        env.step(env.action_space.sample())
+    except Exception as exc:  # the user's env, or a kwarg it was given, fails: say so rather than train into it
+        why = str(exc).strip().splitlines()[-1:] or [""]
+        given = f" with --env-kwargs {json.dumps(env_kwargs)}" if env_kwargs else ""
+        raise UsageError(f"--env {env_id}{given} fails on its first step ({type(exc).__name__}: {why[0]})") from None
+    finally:
+        env.close()
 
 
 #: Settings a resumed run may change: how often and how much it refits, its compute, and how long it trains (labels

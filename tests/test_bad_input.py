@@ -84,6 +84,8 @@ CASES: list[tuple[str, Callable[[Case], list[str]], str]] = [
     ("env kwarg the env does not take", _train("--env", f"{CUSTOM}:PbrlTestReach-v0", "--env-kwargs", "speed=2"),
      "speed"),
     ("env kwarg without a value", _train("--env-kwargs", "target"), "--env-kwargs takes KEY=VALUE"),
+    ("env kwarg the env trips over when it steps", _train("--env", "Hopper-v5", "--env-kwargs", "ctrl_cost_weight=abc"),
+     "fails on its first step (TypeError"),
     # numbers
     ("zero labels", _train("--n-labels", "0"), "--n-labels must be a positive number"),
     ("negative labels", _train("--n-labels", "-5"), "--n-labels must be a positive number"),
