@@ -369,6 +369,7 @@ def run_status(run: RunDir) -> dict[str, Any]:
         "n_incomparable": counts.n_incomparable,
         "label_budget": cfg.n_labels,
         "reward_model_val_accuracy": state.get("last_fit", {}).get("val_accuracy"),
+        "reward_model_val_tie_share": state.get("last_fit", {}).get("val_tie_share"),
         "wall_time_s": state["wall_time_s"], "finished": run.metrics.exists(),
     }
     last_round = state.get("last_round", {})  # absent in runs checkpointed by older code

@@ -433,7 +433,8 @@ class PreferenceRun:
         self.ensemble.fit_output_stats(obs.reshape(-1, *obs.shape[2:]), acts.reshape(-1, acts.shape[-1]))
         self.state.fit_time_s += time.perf_counter() - t0
         self.state.last_fit = {"train_loss": stats.train_loss, "val_loss": stats.val_loss,
-                               "val_accuracy": stats.val_accuracy, "l2": stats.l2}
+                               "val_accuracy": stats.val_accuracy, "val_tie_share": stats.val_tie_share,
+                               "l2": stats.l2}
         return stats
 
     def heldout_corr(self) -> float:
@@ -627,6 +628,8 @@ class PreferenceRun:
             "n_labels_asked": counts.n_asked if cfg.learned else None,
             "total_timesteps": self.ppo.num_timesteps, "seed": cfg.seed, **report,
             "reward_model_val_accuracy": state.last_fit.get("val_accuracy") if cfg.learned else None,
+            # the accuracy is over decided labels: with many ties (a pendulum that falls at once) read it beside this
+            "reward_model_val_tie_share": state.last_fit.get("val_tie_share") if cfg.learned else None,
             # held out: a uniform sample of the whole run's segments, never queried (--heldout-rate); beside it the
             # validation comparisons' segments (never fitted, but picked by the selector where members disagreed)
             # and the final buffer's unqueried ones (a converged policy's: nearly equal true returns)

@@ -70,14 +70,19 @@ class TrainerConfig:
     max_batches: int = 0  # minibatches per epoch at most (0 = the whole bootstrap); losses then on as many pairs
 
 
+def _tie_share(data: PreferenceDataset, idx: np.ndarray) -> float:
+    return float(np.mean(data.labels[idx] == 0.5)) if len(idx) else float("nan")
+
+
 @dataclass
 class FitStats:
     train_loss: float
     val_loss: float
-    val_accuracy: float
+    val_accuracy: float  # over the decided validation labels (NaN when every one is a tie)
     l2: float
     n_train: int
     n_val: int
+    val_tie_share: float = float("nan")  # validation labels that are ties (0.5): beside the accuracy, which skips them
 
 
 class RewardTrainer:
@@ -126,7 +131,7 @@ class RewardTrainer:
         n_members = self.model.n_members
         if len(train_idx) == 0:
             loss, acc = self.evaluate(data, val_idx)
-            return FitStats(float("nan"), loss, acc, self.l2, 0, len(val_idx))
+            return FitStats(float("nan"), loss, acc, self.l2, 0, len(val_idx), _tie_share(data, val_idx))
         boot = np.stack([self.rng.choice(train_idx, size=len(train_idx), replace=True) for _ in range(n_members)])
         self.last_bootstrap = boot  # (n_members, n_train)
         with torch.no_grad():  # inputs as the model takes them, indexable by (M, P) pair indices
@@ -157,7 +162,7 @@ class RewardTrainer:
         finally:  # a raise leaves no dropout on
             self.model.eval()
         assert_finite_parameters(self.model, "the reward model's parameters became non-finite during the fit")
-        return FitStats(train_loss, val_loss, val_acc, self.l2, len(train_idx), len(val_idx))
+        return FitStats(train_loss, val_loss, val_acc, self.l2, len(train_idx), len(val_idx), _tie_share(data, val_idx))
 
     def _check_losses(self, losses: np.ndarray, epoch: int, n_epochs: int, was_finite: bool) -> None:
         """Raise on the first non-finite minibatch loss of an epoch: losses (n_batches,)."""

@@ -217,3 +217,16 @@ def test_a_loss_that_turns_non_finite_stops_the_fit_naming_epoch_and_batch(spoil
         trainer.fit(data, n_epochs=3)
     assert str(info.value) == message
     assert not trainer.model.training  # left in eval mode, as a fit that returns
+
+
+@pytest.mark.parametrize("n_ties, accuracy_defined", [(0, True), (3, True), (8, False)])
+def test_the_share_of_tied_validation_labels_is_reported_beside_the_accuracy(n_ties, accuracy_defined):
+    """The accuracy is over decided labels; where a task gives mostly ties (a pendulum that falls at once) it is
+    undefined or rests on a few pairs, and the tie share says so (before, such a run read like a broken model)."""
+    rng = np.random.default_rng(3)
+    data = _dataset(24, 1 / 3, rng)  # 8 validation pairs
+    val = np.flatnonzero(data.is_val)
+    data.labels[val[:n_ties]] = 0.5
+    stats = _trainer().fit(data, n_epochs=2)
+    assert stats.val_tie_share == pytest.approx(n_ties / 8)
+    assert math.isfinite(stats.val_accuracy) == accuracy_defined
