@@ -561,7 +561,9 @@ class PreferenceRun:
             assert_finite_parameters(self.ensemble)  # nothing non-finite is checkpointed
             extra = {"optimizer": self.trainer.optimizer.state_dict(), "l2": self.trainer.l2}
             writers["reward_model.pt"] = lambda path: self.ensemble.save(path, extra)
-            writers["heldout_segments.npz"] = self.heldout.save
+            previous = self.run_dir.heldout  # the current generation's, unless the sample changed since
+            writers["heldout_segments.npz"] = (previous if self.heldout.unchanged_since_save and previous.exists()
+                                               else self.heldout.save)
         writers["loop_state.json"] = lambda path: path.write_text(state_json)
         self.run_dir.write_checkpoint(writers, {"num_timesteps": self.state.num_timesteps, "round": self.state.round})
 

@@ -112,9 +112,10 @@ class RunDir:
         """A run was started here (its config is saved) but was stopped before its first checkpoint."""
         return self.config.exists() and not self.holds_checkpoint()
 
-    def write_checkpoint(self, writers: Mapping[str, Callable[[Path], None]], summary: dict[str, Any]) -> int:
-        """Write a new generation: ``writers[name](path)`` writes each file; the manifest naming the generation is
-        written last. Returns the generation."""
+    def write_checkpoint(self, writers: Mapping[str, Path | Callable[[Path], None]], summary: dict[str, Any]) -> int:
+        """Write a new generation: ``writers[name](path)`` writes each file, or a ``Path`` (an unchanged file of the
+        previous generation) is linked in; the manifest naming the generation is written last. Returns the
+        generation."""
         gen = self.generation() + 1
         rel = f"checkpoints/{gen:06d}"
         gen_dir = self.path / rel
@@ -123,7 +124,7 @@ class RunDir:
         gen_dir.mkdir(parents=True)
         files = {}
         for name, write in writers.items():
-            write_file_atomic(gen_dir / name, write, sync_dir=False)
+            write_file_atomic(gen_dir / name, _writer(write), sync_dir=False)
             files[name] = {"bytes": (gen_dir / name).stat().st_size, "sha256": _sha256(gen_dir / name)}
         _fsync_dir(gen_dir)
         _fsync_dir(gen_dir.parent)
@@ -237,6 +238,21 @@ class RunDir:
             raise RunDirError(f"{path} cannot be read ({exc})") from None
 
 
+def _writer(src: Path | Callable[[Path], None]) -> Callable[[Path], None]:
+    """A writer as given, or for a ``Path`` one that hard-links it (a checkpoint's files are never changed once
+    written, so a link is a copy), copying where the file system cannot link."""
+    if not isinstance(src, Path):
+        return src
+
+    def link(tmp: Path) -> None:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+    return link
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -276,15 +292,14 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def copy_tree_atomic(files: Mapping[str, Path | Callable[[Path], None]], dest: Path) -> None:
-    """Make ``dest`` a directory of ``files`` (a source to copy, or a writer), complete before it replaces the
+    """Make ``dest`` a directory of ``files`` (a source to link or copy, or a writer), complete before it replaces the
     old ``dest``."""
     tmp, old = dest.with_name(dest.name + ".tmp"), dest.with_name(dest.name + ".old")
     for d in (tmp, old):
         shutil.rmtree(d, ignore_errors=True)
     tmp.mkdir()
     for name, src in files.items():
-        write_file_atomic(tmp / name, (lambda t, s=src: shutil.copyfile(s, t)) if isinstance(src, Path) else src,
-                          sync_dir=False)
+        write_file_atomic(tmp / name, _writer(src), sync_dir=False)
     _fsync_dir(tmp)
     if dest.exists():
         os.replace(dest, old)

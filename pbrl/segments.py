@@ -212,6 +212,11 @@ class HeldOutSample:
                         self._scores[j] = self.scorer(seg)
         return [s for s, a in zip(segments, aside, strict=True) if not a]
 
+    @property
+    def unchanged_since_save(self) -> bool:
+        """Nothing was set aside (or cut) since the sample was last saved: that file still holds exactly it."""
+        return self._saved_to is not None
+
     def save(self, path) -> None:
         """Write the sample to ``path`` (.npz) atomically, observations packed (uint8 frames stay uint8). Nothing is
         written when the sample has not changed since it was last saved there (every checkpoint saves it)."""

@@ -172,3 +172,17 @@ def test_a_real_ctrl_c_is_one_line_and_the_run_goes_on_after(tmp_path, when):
     else:
         assert lines[0] == f"pbrl: stopped; continue from the last checkpoint with: pbrl train --resume --run-dir {run}"
         assert main(["train", "--resume", "--run-dir", str(run), "--total-timesteps", "512"]) == 0
+
+
+def test_an_unchanged_held_out_sample_is_linked_into_the_next_generation_not_written_again(tiny_config):
+    from pbrl.loop import PreferenceRun
+
+    session = PreferenceRun.create(tiny_config(heldout_rate=0.0))  # nothing is ever set aside: the sample is fixed
+    run = session.run_dir
+    first = run.heldout
+    session.checkpoint()
+    second = run.heldout
+    session.close()
+    assert first.parent != second.parent and first.read_bytes() == second.read_bytes()
+    assert first.stat().st_ino == second.stat().st_ino  # one file, two names
+    RunDir(run.path).verify_checkpoint()
