@@ -20,42 +20,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import load_env_creator
 
-from pbrl.envs.wrappers import FrozenTerminalState, RecordSimulatorState, TrueRewardInInfo
+from pbrl.envs.wrappers import FrozenTerminalState, RecordSimulatorState, RestartAfterEnd, TrueRewardInInfo
 from pbrl.errors import UserError
+from pbrl.families import FAMILIES, base_name, is_atari_id, split_id, task_of
 
 
 class EnvSpecError(UserError):
     """An env id pbrl cannot build, with the reason and what to do instead."""
-
-
-# Keyword arguments that make a MuJoCo v5 env run to its time limit (termination becomes the loss of the
-# healthy reward: a penalty) and that remove torque penalties from the reward the oracle sees, as the paper did.
-_MUJOCO_KWARGS: dict[str, dict[str, float | bool]] = {
-    "Hopper": {"terminate_when_unhealthy": False, "ctrl_cost_weight": 0.0},
-    "Walker2d": {"terminate_when_unhealthy": False, "ctrl_cost_weight": 0.0},
-    "Ant": {"terminate_when_unhealthy": False, "ctrl_cost_weight": 0.0},
-    "Humanoid": {"terminate_when_unhealthy": False, "ctrl_cost_weight": 0.0},
-    "HalfCheetah": {"ctrl_cost_weight": 0.0},
-    "Swimmer": {"ctrl_cost_weight": 0.0},
-    "Reacher": {"reward_control_weight": 0.0},
-}
-
-_TRUE_REWARD_TEXT: dict[str, str] = {
-    "Hopper": "forward velocity + 1 per step while healthy (no torque penalty); falling costs the healthy bonus",
-    "Walker2d": "forward velocity + 1 per step while healthy (no torque penalty); falling costs the healthy bonus",
-    "Ant": "forward velocity + 1 per step while healthy - contact cost (no torque penalty)",
-    "Humanoid": "forward velocity + 5 per step while healthy - contact cost (no torque penalty)",
-    "HalfCheetah": "forward velocity (no torque penalty)",
-    "BeamRider": "the game score (unclipped)", "Breakout": "the game score (unclipped)",
-    "Enduro": "the game score (unclipped)", "Pong": "the game score (unclipped)", "Qbert": "the game score (unclipped)",
-    "Seaquest": "the game score (unclipped)", "SpaceInvaders": "the game score (unclipped)",
-    "Swimmer": "forward velocity (no torque penalty)",
-    "Reacher": "minus the fingertip's distance to the target (no torque penalty)",
-    "HopperBackflip": "none: the env pays 0; a person (or the backflip judge) decides what is better",
-    "HalfCheetahOneLeg": "none: the env pays 0; a person (or the one-leg judge) decides what is better",
-    "InvertedPendulum": "+1 per step balanced; after the pole falls the state freezes and pays 0",
-    "InvertedDoublePendulum": "the env's alive bonus minus distance and velocity penalties; frozen and 0 after a fall",
-}
 
 
 # Gymnasium's env families whose optional dependencies come as one of its extras, by the entry point's package.
@@ -70,16 +41,6 @@ _GYMNASIUM_EXTRAS: dict[str, str] = {
 
 # make_env's own arguments, which gym.make would otherwise take out of env_kwargs.
 _RESERVED_KWARGS = ("render_mode", "max_episode_steps")
-
-
-def _split_id(env_id: str) -> tuple[str | None, str]:
-    """``("my_pkg.envs", "Foo-v0")`` for Gymnasium's ``"my_pkg.envs:Foo-v0"`` form, ``(None, env_id)`` otherwise."""
-    module, colon, name = env_id.rpartition(":")
-    return (module, name) if colon else (None, env_id)
-
-
-def _base_name(env_id: str) -> str:
-    return _split_id(env_id)[1].split("/")[-1].split("-v")[0]
 
 
 def _why(exc: BaseException) -> str:
@@ -128,11 +89,11 @@ def validate_env_id(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gy
     """
     from pbrl.envs.atari import GAMES, game_of
 
-    module, name = _split_id(env_id)
+    module, name = split_id(env_id)
     if module is not None:
         _import_env_module(module, env_id)
     _check_env_kwargs(env_kwargs)
-    if name.startswith("ALE/") or "NoFrameskip" in name:
+    if is_atari_id(name):
         if game_of(name) is None:
             raise EnvSpecError(f"{env_id!r} is not one of the Atari games pbrl prepares (score masks, no game-over "
                                f"signal): {', '.join(f'ALE/{g}-v5' for g in GAMES)}")
@@ -158,15 +119,18 @@ def _unknown_id(env_id: str, module: str | None, name: str, exc: gym.error.Error
 
 
 def make_env(env_id: str, seed: int | None = None, render_mode: str | None = None,
-             max_episode_steps: int | None = None, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
+             max_episode_steps: int | None = None, env_kwargs: dict[str, Any] | None = None,
+             for_evaluation: bool = False) -> gym.Env:
     """Build ``env_id`` for pbrl, in this order:
 
-    1. ``gym.make`` with the fixed-length / no-torque-penalty kwargs of ``_MUJOCO_KWARGS`` where they apply, then
+    1. ``gym.make`` with the fixed-length / no-torque-penalty kwargs of the task (``pbrl.families``), then
        the user's ``env_kwargs`` over them, and ``max_episode_steps`` (the fixed episode length) when given instead
        of the registered time limit. ``env_id`` may be ``"module:EnvId"`` (the module registers the env). Before
        anything else is done with the env, its spaces (flat Box observations, Box or Discrete actions) and its
        time limit are checked;
-    2. ``FrozenTerminalState`` for any env that can still terminate early (episodes run to the time limit);
+    2. for any env that can still terminate early (episodes run to the time limit): ``RestartAfterEnd`` in the
+       families that start the task again (the pendulums, unless ``for_evaluation``: evaluations count the env's
+       own episode, up to the first fall), else ``FrozenTerminalState``;
     3. ``TrueRewardInInfo``: the oracle's reward is copied to ``info["true_reward"]``;
     4. ``RecordSimulatorState`` for MuJoCo envs: ``info["pbrl_state"]`` holds qpos/qvel for re-rendering clips.
 
@@ -177,10 +141,11 @@ def make_env(env_id: str, seed: int | None = None, render_mode: str | None = Non
     validate_env_id(env_id, env_kwargs)
     if max_episode_steps is not None and max_episode_steps < 1:
         raise EnvSpecError(f"episode length must be >= 1, got {max_episode_steps}")
-    name = _split_id(env_id)[1]
-    if name.startswith("ALE/"):
+    name = split_id(env_id)[1]
+    task = task_of(env_id)
+    if task.family == "atari":
         return _make_atari(env_id, seed, render_mode, max_episode_steps, env_kwargs)
-    kwargs = {**_MUJOCO_KWARGS.get(_base_name(name), {}), **(env_kwargs or {})}
+    kwargs = {**task.env_kwargs, **(env_kwargs or {})}
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     with _build_errors(env_id, env_kwargs):
@@ -193,7 +158,9 @@ def make_env(env_id: str, seed: int | None = None, render_mode: str | None = Non
     except EnvSpecError:
         env.close()
         raise
-    if kwargs.get("terminate_when_unhealthy") is not False:
+    if FAMILIES[task.family].after_end == "restart" and not for_evaluation:
+        env = RestartAfterEnd(env)
+    elif kwargs.get("terminate_when_unhealthy") is not False:
         env = FrozenTerminalState(env)
     env = TrueRewardInInfo(env)
     if hasattr(env.unwrapped, "data") and hasattr(env.unwrapped, "model"):
@@ -258,7 +225,7 @@ def _build_errors(env_id: str, env_kwargs: dict[str, Any] | None) -> Iterator[No
 def _entry_point(env_id: str) -> Any:
     """The registered entry point of ``env_id``: ``"package.module:Class"`` or a callable (None if unregistered)."""
     try:
-        return gym.spec(_split_id(env_id)[1]).entry_point
+        return gym.spec(split_id(env_id)[1]).entry_point
     except gym.error.Error:
         return None
 
@@ -282,7 +249,7 @@ def _unexpected_kwarg(env_id: str, key: str, env_kwargs: dict[str, Any] | None) 
     elif key == "render_mode":
         source = "the render mode; a Gymnasium env's __init__ should take render_mode"
     else:
-        source = f"pbrl's fixed-horizon setting for {_base_name(env_id)} envs"
+        source = f"pbrl's fixed-horizon setting for {base_name(env_id)} envs"
     taken = _accepted_kwargs(env_id)
     close = difflib.get_close_matches(key, taken, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else (f"; it takes {', '.join(taken)}" if taken else "")
@@ -303,7 +270,7 @@ def _make_atari(env_id: str, seed: int | None, render_mode: str | None, max_epis
                 env_kwargs: dict[str, Any] | None) -> gym.Env:
     from pbrl.envs.atari import make_atari
 
-    name = _split_id(env_id)[1]
+    name = split_id(env_id)[1]
     with _build_errors(env_id, env_kwargs):
         env = TrueRewardInInfo(make_atari(name, max_episode_steps, render_mode, env_kwargs))
     if seed is not None:
@@ -312,15 +279,9 @@ def _make_atari(env_id: str, seed: int | None, render_mode: str | None, max_epis
     return env
 
 
-def falls_over(env_id: str, env_kwargs: dict[str, Any] | None = None) -> bool:
-    """A MuJoCo body whose termination pbrl turns into a penalty (it runs on, lying, after a fall)."""
-    kwargs = {**_MUJOCO_KWARGS.get(_base_name(env_id), {}), **(env_kwargs or {})}
-    return kwargs.get("terminate_when_unhealthy") is False
-
-
 def describe_true_reward(env_id: str, env_kwargs: dict[str, Any] | None = None) -> str:
     """The true reward the synthetic oracle compares for ``env_id``, in words."""
-    text = _TRUE_REWARD_TEXT.get(_base_name(env_id), "the env's own reward, with episodes run to the time limit")
+    text = task_of(env_id).true_reward
     return f"{text}; as changed by env_kwargs {env_kwargs}" if env_kwargs else text
 
 

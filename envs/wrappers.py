@@ -59,6 +59,38 @@ class FrozenTerminalState(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return obs, reward, terminated, truncated, info
 
 
+class RestartAfterEnd(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Start the task again when the wrapped env terminates, inside the same episode, which lasts until the time limit.
+
+    For tasks whose end is a failure that leaves nothing to learn from (a pendulum's pole has fallen): a frozen
+    terminal state would leave most of each episode's steps without signal, while a restart keeps every step
+    informative and every episode the length of the time limit. The step that ended the task keeps its own reward
+    and observation-to-be is the new start; its info says ``task_ended``. The restart is seeded from the episode's
+    own random stream (``reset()`` without a seed), so seeded episodes stay reproducible.
+    """
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        super().__init__(env)
+        if env.spec is None or env.spec.max_episode_steps is None:
+            raise ValueError(f"RestartAfterEnd needs a time limit on {env}; register the env with max_episode_steps")
+        self.max_episode_steps = int(env.spec.max_episode_steps)
+        self._elapsed = 0
+
+    def reset(self, **kwargs):
+        self._elapsed = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        self._elapsed += 1
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        truncated = self._elapsed >= self.max_episode_steps  # the inner time limit restarts with the task
+        if terminated and not truncated:
+            obs, start_info = self.env.reset()
+            info = {**start_info, **info, "task_ended": True}
+        return obs, reward, False, truncated, info
+
+
 class RecordSimulatorState(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Add the MuJoCo state ``concat(qpos, qvel)`` before the next step to ``info[STATE_KEY]``.
 

@@ -32,37 +32,31 @@ INITIAL_POLICIES = ("random", "untrained")
 VEC_ENVS = ("dummy", "subproc")
 
 
-#: The paper's Atari method settings, used where the user gave no flag of their own (``family_defaults``).
-ATARI_METHOD: dict[str, Any] = {"segment_length": 25, "label_rate_constant": 5e6, "max_labels_used": 3000,
-                                "segment_buffer_size": 300, "reward_batch_size": 16, "fit_epochs": 1,
-                                "fit_max_batches": 16}
-ATARI_INITIAL_LABELS = 500
-
-
-#: For bodies that fall over (termination turned into a penalty, so an episode is mostly lying after a fall), the
-#: initial random-action segments come from 100-step episodes: ten times the upright starts of 1000-step ones.
-#: Measured on Hopper-v5 (results/hopper_investigation.md): without it the reward model learns that standing is bad.
-FALLING_BODY_METHOD: dict[str, Any] = {"initial_episode_steps": 100}
-
-#: The backflip is judged on 1 s clips (125 steps; the paper showed people 1-2 s), long enough to hold a leap and its
-#: landing: judged on 0.4 s clips, agents tumbled on without ever landing (results/backflip_attempts.md, v6/v7).
-BACKFLIP_METHOD: dict[str, Any] = {"segment_length": 125}
-
-
 def family_defaults(env_id: str, given: dict[str, Any]) -> dict[str, Any]:
-    """``given`` config values, completed with the settings for the env's family where not given."""
-    from pbrl.envs.make import falls_over
+    """``given`` config values, completed with the settings of the env's family and task where not given
+    (``pbrl.families``)."""
+    from pbrl.families import ATARI_INITIAL_LABELS, family_of, method_defaults
 
-    if falls_over(env_id):
-        return {**FALLING_BODY_METHOD, **given}
-    if env_id == "pbrl/HopperBackflip-v0":
-        return {**BACKFLIP_METHOD, **given}
-    if not env_id.startswith("ALE/"):
-        return dict(given)
-    out = {**ATARI_METHOD, **given}
-    if "initial_label_fraction" not in given:
+    out = {**method_defaults(env_id), **given}
+    if family_of(env_id).name == "atari" and "initial_label_fraction" not in given:
         n_labels = int(given.get("n_labels", TrainConfig.n_labels))
         out["initial_label_fraction"] = min(1.0, ATARI_INITIAL_LABELS / max(n_labels, 1))
+    return out
+
+
+def value_sources(env_id: str, given: dict[str, Any], ppo_flags: dict[str, Any], preset_source: str) -> dict[str, str]:
+    """Where the values of a new run come from, for ``config.json``: a flag, the env's family or task
+    (``pbrl.families``), or the PPO preset; a value not named is the global default."""
+    from pbrl.families import family_of, method_defaults, task_of
+
+    task = task_of(env_id)
+    out = {k: f"{'task ' + task.base if k in task.method else 'family ' + family_of(env_id).name}"
+           for k in method_defaults(env_id)}
+    if family_of(env_id).name == "atari":
+        out["initial_label_fraction"] = "family atari (500 initial labels)"
+    out.update({k: "flag" for k in given})
+    out["ppo"] = f"preset {preset_source}"
+    out.update({f"ppo.{k}": "flag --ppo" for k in ppo_flags})
     return out
 
 
@@ -131,8 +125,11 @@ class TrainConfig:
     teacher_eps_equal: float = _f(0.0, "answer 'equal' when returns differ by less than this share")
 
     # PPO
-    n_envs: int = _f(0, "parallel env copies (0 = the RL Zoo default for the env)")
-    ppo: dict[str, Any] = _f(None, "PPO settings; filled from the RL Zoo defaults for the env", cli=False)
+    n_envs: int = _f(0, "parallel env copies (0 = the PPO preset's number)")
+    ppo_preset: str = _f("", "PPO settings to start from: 'fast' (tuned for the fixed-horizon MuJoCo tasks), 'zoo' "
+                         "(the RL Zoo's for the envs with termination), 'sb3' (SB3's defaults); '' = the env's own "
+                         "(`pbrl presets ENV` lists them); --ppo KEY=VALUE changes single settings")
+    ppo: dict[str, Any] = _f(None, "PPO settings; filled from the preset for the env", cli=False)
     eval_episodes: int = _f(10, "episodes of the deterministic policy evaluated at the end of the run")
     eval_every: int = _f(0, "also evaluate the deterministic policy every N agent steps (eval-episodes episodes of "
                          "its own), log it, and keep the best so far in RUN_DIR/best (for pbrl eval and pbrl video); "
@@ -142,6 +139,9 @@ class TrainConfig:
                      "(a GPU when there is one and the observations are images; MLPs are faster on the CPU)")
     vec_env: str = _f("dummy", "how the env copies step: 'dummy' (one process) or 'subproc' (one process per "
                       "copy: faster where there are more cores than copies)", choices=VEC_ENVS)
+
+    sources: dict[str, str] = _f(None, "where values came from: 'flag', 'family NAME' or 'task NAME' "
+                                 "(pbrl.families), 'preset ...' for PPO; the rest are the global defaults", cli=False)
 
     @property
     def learned(self) -> bool:
@@ -172,14 +172,16 @@ class TrainConfig:
             return self.device
         import torch
 
-        return "cuda" if self.env_id.startswith("ALE/") and torch.cuda.is_available() else "cpu"
+        from pbrl.families import family_of
+
+        return "cuda" if family_of(self.env_id).images and torch.cuda.is_available() else "cpu"
 
     def resolve(self) -> TrainConfig:
         """Fill the env-dependent defaults (PPO settings, n_envs); returns self."""
         from pbrl.ppo_defaults import ppo_defaults
 
         if self.ppo is None:
-            self.ppo = ppo_defaults(self.env_id)
+            self.ppo = ppo_defaults(self.env_id, self.ppo_preset)
         if self.n_envs <= 0:
             self.n_envs = int(self.ppo["n_envs"])
         self.ppo["n_envs"] = self.n_envs
@@ -234,6 +236,11 @@ class TrainConfig:
 
             if not torch.cuda.is_available():
                 raise ConfigError(f"--device {self.device}: this torch sees no CUDA GPU; use --device cpu (or auto)")
+        from pbrl.families import preset_names
+
+        if self.ppo_preset and self.ppo_preset not in preset_names(self.env_id):
+            raise ConfigError(f"--ppo-preset {self.ppo_preset!r} is not one of {self.env_id}'s: "
+                              f"{', '.join(preset_names(self.env_id))}")
         if self.query_selection not in SELECTIONS:
             raise ConfigError(f"--query-selection must be one of {', '.join(SELECTIONS)}, got {self.query_selection!r}")
         try:

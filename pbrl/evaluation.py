@@ -16,6 +16,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from pbrl.envs import make_env
 from pbrl.envs.atari import GAME_SCORE_KEY
+from pbrl.families import family_of
 from pbrl.reward_model import RewardEnsemble
 from pbrl.segments import Segment, stack
 
@@ -52,7 +53,7 @@ def eval_venv(env_id: str, seed: int, obs_rms: RunningMeanStd | None, max_episod
               env_kwargs: dict[str, Any] | None = None) -> VecNormalize:
     """One env copy with the training run's observation statistics, frozen."""
     env_fn = lambda: Monitor(make_env(env_id, seed=seed, max_episode_steps=max_episode_steps,  # noqa: E731
-                                      env_kwargs=env_kwargs))
+                                      env_kwargs=env_kwargs, for_evaluation=True))
     venv = VecNormalize(DummyVecEnv([env_fn]), training=False,
                         norm_obs=obs_rms is not None, norm_reward=False)
     if obs_rms is not None:
@@ -99,9 +100,7 @@ def rollout_infos(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int,
 
 def behaviour_keys(env_id: str) -> list[str]:
     """The ``info`` keys the behaviour envs are judged by, and Atari runs' scores per game (none for other envs)."""
-    if env_id.startswith("ALE/"):
-        return [GAME_SCORE_KEY]
-    return ["torso_angle", "feet_down"] if "HopperBackflip" in env_id else []
+    return list(family_of(env_id).eval_keys)
 
 
 def behaviour_summary(env_id: str, episodes: list[dict[str, np.ndarray]]) -> dict[str, object]:
@@ -141,12 +140,12 @@ def policy_report(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int,
             "eval_true_return_std": float(rets.std()), "returns": [round(float(r), 3) for r in rets], **behaviour}
 
 
-def selection_score(report: dict[str, object]) -> tuple[float, ...]:
-    """How a run's evaluations are ranked when it keeps its best policy: on the backflip env the episodes with a
-    flip, then the flips, then how far back the episodes turned (progress before the first flip), then the true
-    return; elsewhere the mean true return."""
+def selection_score(env_id: str, report: dict[str, object]) -> tuple[float, ...]:
+    """How a run's evaluations are ranked when it keeps its best policy (its family's ``ranking``): "backflips"
+    ranks the episodes with a flip, then the flips, then how far back the episodes turned (progress before the first
+    flip), then the true return; "return" the mean true return."""
     ret = float(report["eval_true_return_mean"])  # type: ignore[arg-type]
-    if "flips_per_episode" in report:
+    if family_of(env_id).ranking == "backflips" and "flips_per_episode" in report:
         turned = float(np.mean(report.get("furthest_back_turn_per_episode", [0.0])))  # type: ignore[arg-type]
         return (float(report["episodes_with_a_flip"]), float(sum(report["flips_per_episode"])), turned,  # type: ignore
                 ret)
@@ -156,7 +155,7 @@ def selection_score(report: dict[str, object]) -> tuple[float, ...]:
 def random_returns(env_id: str, n_episodes: int, seed: int, max_episode_steps: int | None = None,
                    env_kwargs: dict[str, Any] | None = None) -> np.ndarray:
     """True returns of a uniformly random policy.  # (n_episodes,)"""
-    env = make_env(env_id, seed=seed, max_episode_steps=max_episode_steps, env_kwargs=env_kwargs)
+    env = make_env(env_id, seed=seed, max_episode_steps=max_episode_steps, env_kwargs=env_kwargs, for_evaluation=True)
     env.action_space.seed(seed)
     rets = []
     for _ in range(n_episodes):

@@ -31,6 +31,7 @@ from pbrl.config import ConfigError, TrainConfig
 from pbrl.envs import make_env
 from pbrl.envs.make import obs_action_dims
 from pbrl.evaluation import learned_true_corr, load_obs_rms, policy_report, selection_score, validation_segments
+from pbrl.families import family_of
 from pbrl.faults import kill_point
 from pbrl.finite import assert_finite_parameters
 from pbrl.frames import PackedObs, PackedPairs
@@ -136,7 +137,7 @@ class PreferenceRun:
         self.schedule = LabelSchedule(cfg.n_labels, cfg.total_timesteps, cfg.initial_label_fraction,
                                       cfg.label_rate_constant)
         self.n_initial_steps = math.ceil(2.4 * self.schedule.n_initial * cfg.segment_length / cfg.n_envs)
-        self.images = cfg.env_id.startswith("ALE/")
+        self.images = family_of(cfg.env_id).images
         # the recorder holds a rollout; for vector observations also the whole initial collection (images are
         # collected in rollout-sized chunks instead: a stack of frames is 28 KB a step)
         capacity = max(cfg.ppo["n_steps"], self.n_initial_steps if cfg.learned and not self.images else 0)
@@ -514,7 +515,7 @@ class PreferenceRun:
         report = {"num_timesteps": step, "round": state.round, **self._report(self.ppo, self._obs_rms(),
                                                                                self.EVAL_SEED)}
         state.last_eval_step = step
-        best = not state.best_eval or selection_score(report) > selection_score(state.best_eval)
+        best = not state.best_eval or selection_score(cfg.env_id, report) > selection_score(cfg.env_id, state.best_eval)
         if best:
             state.best_eval = report
         log = self.ppo.logger

@@ -1,0 +1,134 @@
+"""The env-family registry: every env id resolves to one task and family, and what they give a run is recorded."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pbrl.cli import main
+from pbrl.envs import make_env
+from pbrl.envs.atari import GAME_SCORE_KEY
+from pbrl.families import FAMILIES, PPO_BASE, PPO_PRESETS, TASKS, family_of, ppo_preset, preset_names, task_of
+
+
+@pytest.mark.parametrize("env_id, task, family", [
+    ("Hopper-v5", "Hopper", "body"),
+    ("Walker2d-v4", "Walker2d", "body"),
+    ("HalfCheetah-v5", "HalfCheetah", "mujoco"),
+    ("InvertedPendulum-v5", "InvertedPendulum", "pendulum"),
+    ("InvertedDoublePendulum-v5", "InvertedDoublePendulum", "pendulum"),
+    ("pbrl/HopperBackflip-v0", "HopperBackflip", "behaviour"),
+    ("ALE/Pong-v5", "Pong", "atari"),
+    ("Pong-v0", "", "other"),  # a name like a game's, but not the ALE's
+    ("my_pkg.envs:Hopper-v5", "", "other"),  # a user's own env under a module is never taken for ours
+    ("CartPole-v1", "", "other"),
+])
+def test_each_env_id_resolves_to_one_task_and_family(env_id, task, family):
+    assert task_of(env_id).base == task
+    assert family_of(env_id).name == family
+
+
+def test_every_preset_named_exists_and_changes_only_known_ppo_settings():
+    for task in TASKS.values():
+        assert task.family in FAMILIES
+        for key in task.presets.values():
+            assert key in PPO_PRESETS, (task.base, key)
+        for name in preset_names(task.base + "-v5" if task.family != "atari" else f"ALE/{task.base}-v5"):
+            assert name
+    for key, preset in PPO_PRESETS.items():
+        assert set(preset.settings) <= set(PPO_BASE), key
+        assert preset.source
+
+
+def test_atari_evaluations_record_the_game_score_key():
+    assert family_of("ALE/Pong-v5").eval_keys == (GAME_SCORE_KEY,)
+
+
+def test_the_behaviour_envs_keep_the_settings_they_were_tuned_with():
+    """The committed backflip policy was trained with these; a new MuJoCo preset must not change them."""
+    settings, source = ppo_preset("pbrl/HopperBackflip-v0")
+    assert settings["n_steps"] == 512 and settings["batch_size"] == 32 and settings["n_envs"] == 1
+    assert settings["learning_rate"] == 9.80828e-05 and settings["gamma"] == 0.999
+    assert settings["policy_kwargs"] == {"log_std_init": -1, "ortho_init": False, "activation_fn": "relu",
+                                         "net_arch": {"pi": [256, 256], "vf": [256, 256]}}
+    assert "Hopper-v3" in source
+    cheetah, _ = ppo_preset("pbrl/HalfCheetahOneLeg-v0")
+    assert cheetah["learning_rate"] == 2.0633e-05 and cheetah["policy_kwargs"]["log_std_init"] == -1
+
+
+def test_presets_are_fresh_copies():
+    a, _ = ppo_preset("Hopper-v5")
+    a["policy_kwargs"]["net_arch"] = "changed"
+    b, _ = ppo_preset("Hopper-v5")
+    assert b["policy_kwargs"]["net_arch"] != "changed"
+
+
+def test_the_old_presets_stay_selectable():
+    fast, _ = ppo_preset("Hopper-v5")
+    zoo, _ = ppo_preset("Hopper-v5", "zoo")
+    assert fast["n_envs"] == 8 and fast["batch_size"] == 512
+    assert zoo["n_envs"] == 1 and zoo["batch_size"] == 32
+    assert "sb3" not in preset_names("ALE/Pong-v5")  # an MLP's settings for image observations would not run
+    with pytest.raises(KeyError):
+        ppo_preset("CartPole-v1", "fast")
+
+
+def test_the_pendulum_starts_again_after_a_fall_and_evaluations_count_until_the_first():
+    env = make_env("InvertedPendulum-v5", seed=3)
+    env.action_space.seed(3)
+    ended, n, total = 0, 0, 0.0
+    truncated = False
+    while not truncated:
+        _, reward, terminated, truncated, info = env.step(np.ones(1, dtype=np.float32) * 3.0)  # pushes it over
+        assert not terminated
+        ended += bool(info.get("task_ended"))
+        n += 1
+        total += float(reward)
+    assert n == 1000  # fixed-length episodes
+    assert ended >= 10  # it fell again and again, and started again each time
+    assert total == n - ended  # each fall pays 0, every other step (restarted tasks too) its +1: nothing frozen
+
+    frozen = make_env("InvertedPendulum-v5", seed=3, for_evaluation=True)
+    first, steps = 0.0, 0
+    truncated = False
+    while not truncated:
+        _, reward, _, truncated, info = frozen.step(np.ones(1, dtype=np.float32) * 3.0)
+        first += float(reward)
+        steps += 1
+    assert steps == 1000
+    assert first < 50  # the env's own episode: what it earned before the first fall, then nothing
+
+
+def test_config_json_records_where_values_came_from(tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--run-dir", str(run), "--env", "Hopper-v5", "--reward", "true", "--total-timesteps", "2048",
+            "--ppo-preset", "zoo", "--ppo", "n_steps=1024", "--eval-episodes", "1", "--no-progress",
+            "--max-episode-steps", "50"]
+    assert main(argv) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["ppo"]["n_steps"] == 1024 and cfg["ppo"]["batch_size"] == 32  # the zoo preset, one key changed
+    sources = cfg["sources"]
+    assert sources["ppo"].startswith("preset zoo: rl-baselines3-zoo ppo.yml Hopper-v3")
+    assert sources["ppo.n_steps"] == "flag --ppo"
+    assert sources["initial_episode_steps"] == "family body"
+    assert sources["total_timesteps"] == "flag"
+    assert "segment_length" not in sources  # the global default
+
+
+def test_an_unknown_preset_is_one_line(tmp_path, capsys):
+    code = main(["train", "--run-dir", str(tmp_path / "r"), "--env", "Hopper-v5", "--ppo-preset", "fastest"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "--ppo-preset 'fastest' is not one of Hopper-v5's: fast, sb3, zoo" in err[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_presets_command_shows_what_an_env_gets(capsys):
+    assert main(["presets", "ALE/Pong-v5"]) == 0
+    out = capsys.readouterr().out
+    assert "family atari" in out and "segment_length=25" in out and "--ppo-preset atari (default)" in out
+    assert main(["presets", "Hopper-v5"]) == 0
+    out = capsys.readouterr().out
+    assert "--ppo-preset fast (default)" in out and "batch_size=512" in out and "--ppo-preset zoo" in out
