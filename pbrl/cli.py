@@ -16,9 +16,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pbrl.config import ConfigError, TrainConfig, family_defaults
+from pbrl.config import ConfigError, TrainConfig, family_defaults, value_sources
 from pbrl.errors import UserError
 from pbrl.extras import MissingExtra
+from pbrl.families import ppo_preset
 from pbrl.ppo_defaults import PPO_KEYS
 from pbrl.run_dir import RunDir
 
@@ -113,6 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
                                     "episodes' true return, the latest and best evaluations and the time left as "
                                     "JSON.")
     st.add_argument("--run-dir", required=True, help="directory of the run")
+
+    pr = sub.add_parser("presets", help="the settings an env gets where no flag is given",
+                        description="Print the env's family and task, the method settings they change, and its PPO "
+                                    "presets (the default one first) with where each comes from.")
+    pr.add_argument("env", metavar="ENV", help="env id, e.g. Hopper-v5 or ALE/Pong-v5")
+
+    sub.add_parser("bench", help="run a grid of training runs on Ray Tune, resumable; `pbrl bench report DIR`",
+                   description="pbrl bench SPEC.toml [--dir DIR] [--max-concurrent N] [--address auto|HOST:PORT]; "
+                               "pbrl bench report DIR. See `pbrl bench --help` and docs/bench.md.",
+                   add_help=False)
     return parser
 
 
@@ -131,11 +142,15 @@ def _key_values(flag: str, items: list[str], keys: Sequence[str] | None = None) 
     return out
 
 
-def ppo_overrides(env_id: str, items: list[str]) -> dict[str, Any]:
-    """The Zoo defaults for ``env_id`` with each ``KEY=VALUE`` applied (values parsed as JSON where they can be)."""
+def ppo_overrides(env_id: str, items: list[str], preset: str = "") -> dict[str, Any]:
+    """The PPO preset for ``env_id`` ("" = its default) with each ``KEY=VALUE`` applied (values parsed as JSON where
+    they can be)."""
+    from pbrl.families import preset_names
     from pbrl.ppo_defaults import ppo_defaults
 
-    ppo = ppo_defaults(env_id)
+    if preset and preset not in preset_names(env_id):
+        raise UsageError(f"--ppo-preset {preset!r} is not one of {env_id}'s: {', '.join(preset_names(env_id))}")
+    ppo = ppo_defaults(env_id, preset)
     return {**ppo, **_key_values("--ppo", items, sorted(ppo))}
 
 
@@ -235,7 +250,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         run.check_new()  # before the env is built: a forgotten --resume is told at once
         cfg = TrainConfig(run_dir=args.run_dir, **family_defaults(given.get("env_id", TrainConfig.env_id), given))
-        cfg.ppo = ppo_overrides(cfg.env_id, args.ppo)
+        cfg.ppo = ppo_overrides(cfg.env_id, args.ppo, cfg.ppo_preset)
+        cfg.sources = value_sources(cfg.env_id, given, _key_values("--ppo", args.ppo),
+                                    ppo_preset(cfg.env_id, cfg.ppo_preset)[1])
         cfg.env_kwargs = _key_values("--env-kwargs", args.env_kwargs_items) or None
         _check_env(cfg.env_id, cfg.episode_steps, cfg.env_kwargs)  # the env first: the other checks depend on it
         cfg.validate()
@@ -484,8 +501,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "status": cmd_status, "demo": cmd_demo, "label": cmd_label,
-            "video": cmd_video}
 
 
 def _stopped(args: argparse.Namespace) -> str:
@@ -512,7 +527,37 @@ def _exit_on_ctrl_c(args: argparse.Namespace):
     return handler
 
 
+def cmd_presets(args: argparse.Namespace) -> int:
+    from pbrl.families import FAMILIES, PPO_BASE, default_preset, preset_names, task_of
+
+    task = task_of(args.env)
+    family = FAMILIES[task.family]
+    print(f"{args.env}: family {family.name} ({family.about})")
+    print(f"  true reward: {task.true_reward}")
+    method = family_defaults(args.env, {})
+    if method:
+        print("  method settings (over the defaults of `pbrl train --help`): "
+              + ", ".join(f"{k}={v}" for k, v in sorted(method.items())))
+    first = default_preset(args.env)
+    for name in sorted(preset_names(args.env), key=lambda n: n != first):
+        settings, source = ppo_preset(args.env, name)
+        changed = {k: v for k, v in settings.items() if PPO_BASE.get(k) != v}
+        mark = " (default)" if name == first else ""
+        print(f"  --ppo-preset {name}{mark}: {source}")
+        print("      " + (", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(changed.items())) or "SB3's defaults"))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "status": cmd_status, "presets": cmd_presets, "demo": cmd_demo,
+            "label": cmd_label, "video": cmd_video}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # its own parser (a spec file or flags, and `bench report`)
+        from pbrl.bench import main as bench_main
+
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     # the window and the demo keep Python's KeyboardInterrupt: the window gives its pairs back on the way out
     on_ctrl_c = signal.default_int_handler if args.command in ("label", "demo") else _exit_on_ctrl_c(args)
