@@ -60,34 +60,46 @@ class FrozenTerminalState(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
 
 class RestartAfterEnd(gym.Wrapper, gym.utils.RecordConstructorArgs):
-    """Start the task again when the wrapped env terminates, inside the same episode, which lasts until the time limit.
+    """After the wrapped env terminates, hold the terminal state for ``hold_steps`` steps, then start the task again
+    inside the same episode, which lasts until the time limit.
 
-    For tasks whose end is a failure that leaves nothing to learn from (a pendulum's pole has fallen): a frozen
-    terminal state would leave most of each episode's steps without signal, while a restart keeps every step
-    informative and every episode the length of the time limit. The step that ended the task keeps its own reward
-    and observation-to-be is the new start; its info says ``task_ended``. The restart is seeded from the episode's
-    own random stream (``reset()`` without a seed), so seeded episodes stay reproducible.
+    For tasks whose end is a failure (a pendulum's pole has fallen): a terminal state frozen until the time limit
+    would leave most of each episode's steps without signal, while a restart keeps the steps informative and every
+    episode the length of the time limit. The hold (the terminal observation repeated, paying ``terminal_reward``)
+    makes the failure itself what a segment with a fall is worse for: restarted straight away, every fall would come
+    with a fresh start in the same segment, and a reward model fitted to comparisons of such segments could blame the
+    upright start as much as the fall. The first step of the new task says ``info["task_ended"]``. The restart is
+    seeded from the episode's own random stream (``reset()`` without a seed), so seeded episodes stay reproducible.
     """
 
-    def __init__(self, env: gym.Env):
-        gym.utils.RecordConstructorArgs.__init__(self)
+    def __init__(self, env: gym.Env, hold_steps: int = 0, terminal_reward: float = 0.0):
+        gym.utils.RecordConstructorArgs.__init__(self, hold_steps=hold_steps, terminal_reward=terminal_reward)
         super().__init__(env)
         if env.spec is None or env.spec.max_episode_steps is None:
             raise ValueError(f"RestartAfterEnd needs a time limit on {env}; register the env with max_episode_steps")
         self.max_episode_steps = int(env.spec.max_episode_steps)
-        self._elapsed = 0
+        self.hold_steps, self.terminal_reward = int(hold_steps), float(terminal_reward)
+        self._elapsed, self._held = 0, -1
+        self._frozen: tuple[Any, dict[str, Any]] | None = None
 
     def reset(self, **kwargs):
-        self._elapsed = 0
+        self._elapsed, self._held, self._frozen = 0, -1, None
         return self.env.reset(**kwargs)
 
     def step(self, action) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         self._elapsed += 1
-        obs, reward, terminated, truncated, info = self.env.step(action)
         truncated = self._elapsed >= self.max_episode_steps  # the inner time limit restarts with the task
-        if terminated and not truncated:
-            obs, start_info = self.env.reset()
-            info = {**start_info, **info, "task_ended": True}
+        if self._frozen is not None:
+            self._held += 1
+            if self._held < self.hold_steps:
+                obs, info = deepcopy(self._frozen[0]), deepcopy(self._frozen[1])
+                return obs, self.terminal_reward, False, truncated, {**info, "frozen": True}
+            self._frozen = None
+            obs, info = self.env.reset()
+            return obs, self.terminal_reward, False, truncated, {**info, "task_ended": True}
+        obs, reward, terminated, _, info = self.env.step(action)
+        if terminated:
+            self._frozen, self._held = (deepcopy(obs), deepcopy(info)), 0
         return obs, reward, False, truncated, info
 
 

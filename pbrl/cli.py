@@ -178,6 +178,7 @@ def _check_env(env_id: str, max_episode_steps: int | None, env_kwargs: dict[str,
 #: already asked stay asked; the rest of the budget is spread over the new length); nothing that changes what was
 #: asked.
 RESUME_CHANGEABLE = frozenset({"label_interval", "fit_epochs", "fit_max_batches", "torch_threads", "eval_episodes",
+                               "eval_episode_steps",
                                "eval_every", "device", "vec_env", "total_timesteps"})
 
 
@@ -310,7 +311,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"--episodes must be a positive number, got {args.episodes}")
     cfg, model, obs_rms = load_saved_policy(run)
     report = policy_report(model, cfg.env_id, args.episodes, cfg.seed + EVAL_COMMAND_SEED, obs_rms,
-                           deterministic=not args.stochastic, max_episode_steps=cfg.episode_steps,
+                           deterministic=not args.stochastic, max_episode_steps=cfg.eval_steps,
                            env_kwargs=cfg.env_kwargs)
     print(json.dumps({"env_id": cfg.env_id, "reward": cfg.reward, **report}, indent=2))
     return 0

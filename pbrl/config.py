@@ -75,6 +75,8 @@ class TrainConfig:
     total_timesteps: int = _f(1_000_000, "PPO agent steps")
     seed: int = _f(0, "seed for the env, PPO, the reward ensemble and query sampling")
     max_episode_steps: int = _f(0, "fixed episode length in agent steps (0 = the env's registered time limit)")
+    eval_episode_steps: int = _f(0, "episode length of evaluations (0 = the training episodes' length); evaluations "
+                                 "can measure longer episodes than training runs (the pendulums train on 100 steps)")
     env_kwargs: dict[str, Any] = _f(None, "keyword arguments for the env's constructor (--env-kwargs KEY=VALUE)",
                                     cli=False)
     run_dir: str = _f("runs/default", "where the run's config, labels, checkpoints, logs and metrics live")
@@ -158,6 +160,11 @@ class TrainConfig:
         return self.max_episode_steps or None
 
     @property
+    def eval_steps(self) -> int | None:
+        """The episode length evaluations measure, or None for the env's own time limit."""
+        return self.eval_episode_steps or self.episode_steps
+
+    @property
     def rollout_size(self) -> int:
         return int(self.ppo["n_steps"]) * self.n_envs
 
@@ -201,7 +208,7 @@ class TrainConfig:
             raise ConfigError(f"--seed must be a whole number from 0 to {2**31 - 1}, got {self.seed}")
         if not 0 <= self.l2_init < math.inf:
             raise ConfigError(f"--l2-init must be >= 0, got {self.l2_init}")
-        for name in ("pretrain_epochs", "fit_epochs", "max_labels_used", "n_envs", "max_episode_steps", "max_pending",
+        for name in ("pretrain_epochs", "fit_epochs", "max_labels_used", "n_envs", "max_episode_steps", "eval_episode_steps", "max_pending",
                      "initial_episode_steps", "pair_phase", "fit_max_batches", "heldout_size", "eval_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")

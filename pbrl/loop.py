@@ -497,7 +497,7 @@ class PreferenceRun:
     def _report(self, model, obs_rms, seed_offset: int) -> dict[str, Any]:
         cfg = self.cfg
         return policy_report(model, cfg.env_id, cfg.eval_episodes, cfg.seed + seed_offset, obs_rms,
-                             max_episode_steps=cfg.episode_steps, env_kwargs=cfg.env_kwargs)
+                             max_episode_steps=cfg.eval_steps, env_kwargs=cfg.env_kwargs)
 
     def _obs_rms(self):
         return self.venv.obs_rms if self.cfg.ppo["normalize"] else None  # VecNormalize has none without norm_obs

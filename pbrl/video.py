@@ -62,7 +62,7 @@ def record_run_video(run_dir: str | Path, out: str | Path, episodes: int = 1, si
         raise VideoError(str(exc)) from None
     try:
         eps = rollout_infos(model, cfg.env_id, episodes, seed, obs_rms, [STATE_KEY, *behaviour_keys(cfg.env_id)],
-                            max_episode_steps=cfg.episode_steps, env_kwargs=cfg.env_kwargs)
+                            max_episode_steps=cfg.eval_steps, env_kwargs=cfg.env_kwargs)
         every = max(1, math.ceil(renderer.fps / MAX_FPS))
         states = np.concatenate([e[STATE_KEY][:max_steps] for e in eps])[::every]
         frames = renderer.render_states(states)
