@@ -209,7 +209,8 @@ class TrainConfig:
         if not 0 <= self.l2_init < math.inf:
             raise ConfigError(f"--l2-init must be >= 0, got {self.l2_init}")
         for name in ("pretrain_epochs", "fit_epochs", "max_labels_used", "n_envs", "max_episode_steps", "max_pending",
-                     "initial_episode_steps", "pair_phase", "fit_max_batches", "heldout_size", "eval_every", "eval_episode_steps"):
+                     "initial_episode_steps", "pair_phase", "fit_max_batches", "heldout_size", "eval_every",
+                     "eval_episode_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.segment_buffer_size < 2:
