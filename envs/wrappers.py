@@ -60,16 +60,15 @@ class FrozenTerminalState(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
 
 class RestartAfterEnd(gym.Wrapper, gym.utils.RecordConstructorArgs):
-    """After the wrapped env terminates, hold the terminal state for ``hold_steps`` steps, then start the task again
-    inside the same episode, which lasts until the time limit.
+    """After the wrapped env terminates, show its terminal state, hold it ``hold_steps`` more steps, then start the
+    task again inside the same episode, which lasts until the time limit.
 
     For tasks whose end is a failure (a pendulum's pole has fallen): a terminal state frozen until the time limit
-    would leave most of each episode's steps without signal, while a restart keeps the steps informative and every
-    episode the length of the time limit. The hold (the terminal observation repeated, paying ``terminal_reward``)
-    makes the failure itself what a segment with a fall is worse for: restarted straight away, every fall would come
-    with a fresh start in the same segment, and a reward model fitted to comparisons of such segments could blame the
-    upright start as much as the fall. The first step of the new task says ``info["task_ended"]``. The restart is
-    seeded from the episode's own random stream (``reset()`` without a seed), so seeded episodes stay reproducible.
+    leaves most of each episode's steps without signal, while a restart keeps the steps informative and every
+    episode the length of the time limit. The agent sees the terminal observation (the fallen pole) once; the step
+    it takes from there (and from each held copy, paying ``terminal_reward``) leads to the new start, whose info says
+    ``task_ended``. A longer hold makes a fall cost more steps of reward. The restart is seeded from the episode's
+    own random stream (``reset()`` without a seed), so seeded episodes stay reproducible.
     """
 
     def __init__(self, env: gym.Env, hold_steps: int = 0, terminal_reward: float = 0.0):

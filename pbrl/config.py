@@ -30,6 +30,7 @@ LABELERS = ("synthetic", "human")
 WHEN_FULL = ("keep-training", "pause")
 INITIAL_POLICIES = ("random", "untrained")
 VEC_ENVS = ("dummy", "subproc")
+REWARD_INPUTS = ("obs+action", "obs")
 
 
 def family_defaults(env_id: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -110,6 +111,9 @@ class TrainConfig:
 
     # reward ensemble
     n_members: int = _f(3, "reward nets in the ensemble")
+    reward_inputs: str = _f("obs+action", "what each reward net sees: 'obs+action' (r(o, a), the paper's) or 'obs' "
+                            "(r(o): the pendulums, whose random-action first segments otherwise teach that any push "
+                            "is bad)", choices=REWARD_INPUTS)
     reward_hidden: int = _f(64, "units per hidden layer of each reward net (2 layers, leaky ReLU)")
     reward_lr: float = _f(3e-4, "Adam learning rate of the reward nets")
     reward_batch_size: int = _f(64, "comparisons per reward-model minibatch")
@@ -235,6 +239,8 @@ class TrainConfig:
         if self.initial_policy not in INITIAL_POLICIES:
             raise ConfigError(f"--initial-policy must be one of {', '.join(INITIAL_POLICIES)}, "
                               f"got {self.initial_policy!r}")
+        if self.reward_inputs not in REWARD_INPUTS:
+            raise ConfigError(f"--reward-inputs must be one of {', '.join(REWARD_INPUTS)}, got {self.reward_inputs!r}")
         if self.vec_env not in VEC_ENVS:
             raise ConfigError(f"--vec-env must be one of {', '.join(VEC_ENVS)}, got {self.vec_env!r}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):

@@ -263,7 +263,8 @@ class PreferenceRun:
                 hidden=cfg.reward_hidden)), {}
         else:
             self.ensemble, extra = RewardEnsemble(RewardModelConfig(
-                obs_dim=obs_dim, act_dim=act_dim, n_members=cfg.n_members, hidden=cfg.reward_hidden)), {}
+                obs_dim=obs_dim, act_dim=act_dim, n_members=cfg.n_members, hidden=cfg.reward_hidden,
+                use_actions=cfg.reward_inputs == "obs+action")), {}
         self.ensemble.to(self.device).eval()
         self.trainer = RewardTrainer(self.ensemble, TrainerConfig(lr=cfg.reward_lr, batch_size=cfg.reward_batch_size,
                                                                   max_batches=cfg.fit_max_batches,

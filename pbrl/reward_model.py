@@ -41,6 +41,7 @@ class RewardModelConfig:
     n_layers: int = 2
     leaky_slope: float = 0.01
     discrete_actions: bool = False
+    use_actions: bool = True  # r(o, a) as in the paper; False: r(o), for tasks whose true reward is the state's
 
     def __post_init__(self):
         if self.n_members < 1:
@@ -174,7 +175,7 @@ class RewardEnsemble(EnsembleBase):
     def __init__(self, cfg: RewardModelConfig):
         super().__init__()
         self.cfg = cfg
-        in_dim = cfg.obs_dim + cfg.act_dim
+        in_dim = cfg.obs_dim + (cfg.act_dim if cfg.use_actions else 0)
         self.net = _StackedMLP(cfg, in_dim)
         self.register_buffer("in_mean", torch.zeros(in_dim))
         self.register_buffer("in_std", torch.ones(in_dim))
@@ -188,7 +189,7 @@ class RewardEnsemble(EnsembleBase):
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         acts_t = torch.as_tensor(acts, dtype=torch.float32, device=self.device)
         lead = obs_t.shape[: acts_t.dim() - 1]
-        x = torch.cat([obs_t.reshape(*lead, -1), acts_t], dim=-1)
+        x = torch.cat([obs_t.reshape(*lead, -1), acts_t if self.cfg.use_actions else acts_t[..., :0]], dim=-1)
         return (x - self.in_mean) / self.in_std
 
     def raw(self, obs: np.ndarray | torch.Tensor, acts: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -212,8 +213,9 @@ class RewardEnsemble(EnsembleBase):
         """Standardise inputs with the statistics of these (recent) steps: obs (N, ...), acts (N, act_dim).
 
         Raises ``NonFiniteError`` (and keeps the old statistics) when the new ones would be NaN or inf."""
+        acts_t = torch.as_tensor(acts, dtype=torch.float32, device=self.device)
         x = torch.cat([torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(len(obs), -1),
-                       torch.as_tensor(acts, dtype=torch.float32, device=self.device)], dim=-1)  # (N, in)
+                       acts_t if self.cfg.use_actions else acts_t[..., :0]], dim=-1)  # (N, in)
         mean = x.mean(0)  # (in,)
         std = x.std(0).clamp_min(1e-3) if len(x) > 1 else torch.ones_like(self.in_mean)  # (in,)
         _check_stats("input", torch.cat([mean, std]), self, obs, acts)

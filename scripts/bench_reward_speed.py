@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pbrl.config import TrainConfig
+from pbrl.config import TrainConfig, family_defaults
 from pbrl.loop import PreferenceRun
 
 
@@ -29,9 +29,9 @@ def _session(root: Path, name: str, **fields) -> PreferenceRun:
     return PreferenceRun.create(TrainConfig(run_dir=str(root / name), **fields).resolve())
 
 
-def ppo_path(env: str, steps: int, repeats: int, seed: int) -> dict:
+def ppo_path(env: str, steps: int, repeats: int, seed: int, preset: str = "") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {r: _session(Path(tmp), r, env_id=env, reward=r, seed=seed, total_timesteps=10**9)
+        runs = {r: _session(Path(tmp), r, env_id=env, reward=r, seed=seed, total_timesteps=10**9, ppo_preset=preset)
                 for r in ("true", "learned")}
         for s in runs.values():  # warm-up: first rollout, torch and env initialisation
             s.ppo.learn(s.cfg.rollout_size, reset_num_timesteps=False)
@@ -49,13 +49,14 @@ def ppo_path(env: str, steps: int, repeats: int, seed: int) -> dict:
             "ratios": ratios}
 
 
-def whole_run(env: str, steps: int, seed: int) -> dict:
+def whole_run(env: str, steps: int, seed: int, preset: str = "") -> dict:
     n_labels = max(20, round(700 * steps / 1_000_000))
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for reward in ("true", "learned"):
             s = _session(Path(tmp), reward, env_id=env, reward=reward, seed=seed, total_timesteps=steps,
-                         n_labels=n_labels, eval_episodes=1)
+                         n_labels=n_labels, eval_episodes=1, ppo_preset=preset,
+                         **family_defaults(env, {}))
             out[reward] = s.run(progress=False)
             s.close()
     learned, true = out["learned"], out["true"]
@@ -72,13 +73,15 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--full-steps", type=int, default=102400, help="steps of each whole run (part 2); 0 skips it")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ppo-preset", default="", help="the PPO preset (default: the env's; `pbrl presets ENV`)")
     a = p.parse_args()
-    result = {"env": a.env, "part1_ppo_path": ppo_path(a.env, a.steps, a.repeats, a.seed)}
+    result = {"env": a.env, "ppo_preset": a.ppo_preset or "default",
+              "part1_ppo_path": ppo_path(a.env, a.steps, a.repeats, a.seed, a.ppo_preset)}
     r = result["part1_ppo_path"]
     print(f"PPO path, {a.env}, {a.steps} steps x {a.repeats}: true {r['true_steps_per_s']:.0f} steps/s, "
           f"learned {r['learned_steps_per_s']:.0f} steps/s, ratio learned/true {r['ratio']:.3f}", flush=True)
     if a.full_steps:
-        w = result["part2_whole_run"] = whole_run(a.env, a.full_steps, a.seed)
+        w = result["part2_whole_run"] = whole_run(a.env, a.full_steps, a.seed, a.ppo_preset)
         print(f"whole run, {a.full_steps} steps, {w['n_labels']} labels: reward-model fitting "
               f"{100 * w['reward_fit_share']:.1f}% of wall time ({w['reward_fit_time_s']:.1f} s of "
               f"{w['learned_wall_time_s']:.1f} s); end-to-end steps/s ratio learned/true {w['end_to_end_ratio']:.3f}")

@@ -322,3 +322,19 @@ def test_non_finite_statistics_raise_with_their_cause_and_keep_the_old_ones(stat
     assert str(info.value) == f"the reward model's {stats} statistics are non-finite: {why}"
     for name, b in model.named_buffers():
         torch.testing.assert_close(b, before[name], rtol=0, atol=0)
+
+
+def test_an_observation_only_ensemble_ignores_actions_and_survives_a_save(tmp_path):
+    torch.manual_seed(0)
+    model = RewardEnsemble(RewardModelConfig(obs_dim=4, act_dim=2, n_members=2, hidden=8, use_actions=False))
+    obs = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    a1 = np.zeros((5, 2), dtype=np.float32)
+    a2 = np.full((5, 2), 3.0, dtype=np.float32)
+    model.fit_input_stats(obs, a2)
+    assert model.in_mean.shape == (4,)
+    assert np.allclose(model.mean_reward(obs, a1), model.mean_reward(obs, a2))
+    with_actions = RewardEnsemble(RewardModelConfig(obs_dim=4, act_dim=2, n_members=2, hidden=8))
+    assert not np.allclose(with_actions.mean_reward(obs, a1), with_actions.mean_reward(obs, a2))
+    model.save(tmp_path / "r.pt")
+    loaded, _ = load_ensemble(tmp_path / "r.pt")
+    assert np.allclose(loaded.mean_reward(obs, a2), model.mean_reward(obs, a1))
