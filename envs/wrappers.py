@@ -60,15 +60,15 @@ class FrozenTerminalState(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
 
 class RestartAfterEnd(gym.Wrapper, gym.utils.RecordConstructorArgs):
-    """After the wrapped env terminates, show its terminal state, hold it ``hold_steps`` more steps, then start the
-    task again inside the same episode, which lasts until the time limit.
+    """After the wrapped env terminates, start the task again inside the same episode, which lasts until the time
+    limit; with ``hold_steps`` > 0, first show the terminal state for that many steps, paying ``terminal_reward``.
 
     For tasks whose end is a failure (a pendulum's pole has fallen): a terminal state frozen until the time limit
     leaves most of each episode's steps without signal, while a restart keeps the steps informative and every
-    episode the length of the time limit. The agent sees the terminal observation (the fallen pole) once; the step
-    it takes from there (and from each held copy, paying ``terminal_reward``) leads to the new start, whose info says
-    ``task_ended``. A longer hold makes a fall cost more steps of reward. The restart is seeded from the episode's
-    own random stream (``reset()`` without a seed), so seeded episodes stay reproducible.
+    episode the length of the time limit. Without a hold, the step that ends the task returns its own reward and the
+    new start's observation; a hold makes a fall cost that many more steps of reward. The first observation of the
+    new task comes with ``info["task_ended"]``. The restart is seeded from the episode's own random stream
+    (``reset()`` without a seed), so seeded episodes stay reproducible.
     """
 
     def __init__(self, env: gym.Env, hold_steps: int = 0, terminal_reward: float = 0.0):
@@ -97,7 +97,10 @@ class RestartAfterEnd(gym.Wrapper, gym.utils.RecordConstructorArgs):
             obs, info = self.env.reset()
             return obs, self.terminal_reward, False, truncated, {**info, "task_ended": True}
         obs, reward, terminated, _, info = self.env.step(action)
-        if terminated:
+        if terminated and self.hold_steps == 0:
+            obs, start_info = self.env.reset()
+            info = {**start_info, **info, "task_ended": True}
+        elif terminated:
             self._frozen, self._held = (deepcopy(obs), deepcopy(info)), 0
         return obs, reward, False, truncated, info
 

@@ -77,7 +77,7 @@ def test_the_old_presets_stay_selectable():
 
 def test_the_pendulum_starts_again_after_a_fall_and_evaluations_count_until_the_first():
     env = make_env("InvertedPendulum-v5", seed=3)
-    hold = env.get_wrapper_attr("hold_steps")
+    assert env.get_wrapper_attr("hold_steps") == 0  # what the pendulum's true-reward baseline was measured with
     ended, held, n, total = 0, 0, 0, 0.0
     truncated = False
     while not truncated:
@@ -91,7 +91,8 @@ def test_the_pendulum_starts_again_after_a_fall_and_evaluations_count_until_the_
         total += float(reward)
     assert n == 1000  # fixed-length episodes
     assert ended >= 10  # it fell again and again, and started again each time
-    assert held >= ended * (hold - 1)
+    assert held == ended  # no hold: each fall pays 0 on its own step, and the next step is a new start
+    assert total == n - ended
     assert total > 0  # the restarted tasks pay again: the episode is not frozen after the first fall
 
     frozen = make_env("InvertedPendulum-v5", seed=3, for_evaluation=True)
@@ -136,3 +137,24 @@ def test_presets_command_shows_what_an_env_gets(capsys):
     assert main(["presets", "Hopper-v5"]) == 0
     out = capsys.readouterr().out
     assert "--ppo-preset fast (default)" in out and "batch_size=512" in out and "--ppo-preset zoo" in out
+
+
+def test_a_hold_shows_the_fallen_pole_for_that_many_steps_before_the_restart():
+    import gymnasium as gym
+
+    from pbrl.envs.wrappers import RestartAfterEnd
+
+    env = RestartAfterEnd(gym.make("InvertedPendulum-v5"), hold_steps=5)
+    env.reset(seed=0)
+    rewards, ended_at = [], None
+    for t in range(40):
+        _, reward, terminated, truncated, info = env.step(np.ones(1, dtype=np.float32) * 3.0)
+        assert not terminated and not truncated
+        rewards.append(reward)
+        if info.get("task_ended"):
+            ended_at = t
+            break
+    assert ended_at is not None
+    fall = ended_at - 5  # the step the env terminated on, then 4 held copies, then the new start
+    assert rewards[fall] == 0.0 and all(r == 0.0 for r in rewards[fall:])
+    assert all(r == 1.0 for r in rewards[:fall])
