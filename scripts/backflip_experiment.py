@@ -1,9 +1,10 @@
-"""Issue 4: the Hopper backflip taught by the scripted backflip judge, several seeds, two runs at a time.
+"""The Hopper backflip taught by the scripted backflip judge: the report of a ``pbrl bench`` sweep of seeds.
 
-    python scripts/backflip_experiment.py --seeds 0 1 2 --jobs 2
+    pbrl bench benchmarks/backflip.toml                      # runs/bench/backflip; run it again to resume
+    python scripts/backflip_experiment.py --root runs/bench/backflip
 
-Each seed is a plain ``pbrl train --env pbrl/HopperBackflip-v0 --labeler backflip-judge --eval-every N`` run
-under --root (finished runs are skipped, stopped ones resumed). The report gives, per seed, the labels used, agent
+Each seed is a plain ``pbrl train --env pbrl/HopperBackflip-v0 --labeler backflip-judge --eval-every N`` run, a trial
+of the sweep (``benchmarks/backflip.toml`` holds the settings). The report gives, per seed, the labels used, agent
 steps, wall time and backflips per evaluation episode of the deterministic policy: the final one, and the best one
 the run's own evaluations kept (RUN/best, picked on episodes of its own and reported on the final evaluation's).
 The policy with the most episodes with a flip, if any flipped at all, is copied (config, loop state, policy,
@@ -21,7 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from run_queue import PBRL, finished_metrics, run_all
+#: the ``pbrl`` command of the Python running this script, so a venv works without being activated
+PBRL = [sys.executable, "-m", "pbrl"]
 
 KEEP_FILES = ("config.json", "loop_state.json", "policy.zip", "vecnormalize.pkl")
 
@@ -32,27 +34,16 @@ def flips(report: dict) -> tuple[int, int]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--n-labels", type=int, default=900)
-    p.add_argument("--total-timesteps", type=int, default=2_000_000)
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--root", default="runs/backflip")
+    p.add_argument("--root", default="runs/bench/backflip", help="the pbrl bench directory of the sweep")
     p.add_argument("--out", default="results/backflip")
     p.add_argument("--keep", default="results/backflip-policy", help="where the best seed's policy is copied")
     p.add_argument("--gif", default="docs/backflip.gif")
-    p.add_argument("--eval-every", type=int, default=25_000, help="agent steps between the runs' own evaluations "
-                   "(they keep the best policy so far); 0 = none")
-    p.add_argument("--train-args", default="", help="more `pbrl train` flags for every seed, e.g. "
-                   "\"--segment-length 100\"")
     a = p.parse_args()
-    root = Path(a.root)
-    run_all([(root / f"seed{s}", ["--env", "pbrl/HopperBackflip-v0", "--labeler", "backflip-judge", "--n-labels",
-                                  str(a.n_labels), "--total-timesteps", str(a.total_timesteps), "--seed", str(s),
-                                  "--eval-every", str(a.eval_every), *shlex.split(a.train_args)])
-             for s in a.seeds], a.jobs)
+    root = Path(a.root) / "trials"
     keep = Path(a.keep)
     # a --keep folder under --root holds a copy of a run's metrics: it is not a run of its own
-    rows = [m for m in finished_metrics(root)
+    finished = [json.loads(m.read_text()) | {"run_dir": str(m.parent)} for m in sorted(root.glob("*/metrics.json"))]
+    rows = [m for m in finished
             if m["env_id"] == "pbrl/HopperBackflip-v0" and Path(m["run_dir"]).resolve() != keep.resolve()]
     if not rows:
         print("no finished runs", file=sys.stderr)
@@ -71,7 +62,8 @@ def main() -> int:
         video = json.loads(subprocess.run([*PBRL, "video", "--run-dir", str(keep), "--out", a.gif, "--size", "160",
                                            "--episodes", "2"], capture_output=True, text=True, check=True).stdout)
     lines = ["# The Hopper backflip from the scripted judge (issue 4)", "",
-             "Command (2-core machine, two runs at a time):", "", f"    python {shlex.join(sys.argv)}", "",
+             "Commands (2-core machine, two runs at a time):", "", "    pbrl bench benchmarks/backflip.toml --dir "
+             f"{Path(a.root)}", f"    python {shlex.join(sys.argv)}", "",
              "A flip: 2π of net backward torso rotation since the last landing, then the foot down with the torso "
              "within 26° of upright (`pbrl.envs.behaviours.count_backflips`). Evaluation: deterministic policy, "
              "250-step (2 s) episodes. Best kept: the policy the run's own evaluations (every --eval-every steps, "

@@ -25,9 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-from run_queue import PBRL
-
 from pbrl.run_dir import RunDir
+
+PBRL = [sys.executable, "-m", "pbrl"]  # the pbrl of the Python running this script
 
 
 def rss_mib(pid: int) -> float:

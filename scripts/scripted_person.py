@@ -25,7 +25,8 @@ from pathlib import Path
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 import numpy as np  # noqa: E402
-from run_queue import PBRL  # noqa: E402
+
+PBRL = [sys.executable, "-m", "pbrl"]  # the pbrl of the Python running this script
 
 from pbrl.config import TrainConfig  # noqa: E402
 from pbrl.run_dir import RunDir  # noqa: E402
