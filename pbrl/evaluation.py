@@ -140,12 +140,14 @@ def policy_report(model: BaseAlgorithm, env_id: str, n_episodes: int, seed: int,
             "eval_true_return_std": float(rets.std()), "returns": [round(float(r), 3) for r in rets], **behaviour}
 
 
-def selection_score(env_id: str, report: dict[str, object]) -> tuple[float, ...]:
-    """How a run's evaluations are ranked when it keeps its best policy (its family's ``ranking``): "backflips"
-    ranks the episodes with a flip, then the flips, then how far back the episodes turned (progress before the first
-    flip), then the true return; "return" the mean true return."""
+def selection_score(report: dict[str, object], env_id: str | None = None) -> tuple[float, ...]:
+    """How a run's evaluations are ranked when it keeps its best policy (by the ``ranking`` of ``env_id``'s family;
+    without an env, by what the report holds): "backflips" ranks the episodes with a flip, then the flips, then how
+    far back the episodes turned (progress before the first flip), then the true return; "return" the mean true
+    return."""
     ret = float(report["eval_true_return_mean"])  # type: ignore[arg-type]
-    if family_of(env_id).ranking == "backflips" and "flips_per_episode" in report:
+    ranking = family_of(env_id).ranking if env_id is not None else "backflips"
+    if ranking == "backflips" and "flips_per_episode" in report:
         turned = float(np.mean(report.get("furthest_back_turn_per_episode", [0.0])))  # type: ignore[arg-type]
         return (float(report["episodes_with_a_flip"]), float(sum(report["flips_per_episode"])), turned,  # type: ignore
                 ret)

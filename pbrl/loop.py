@@ -516,7 +516,7 @@ class PreferenceRun:
         report = {"num_timesteps": step, "round": state.round, **self._report(self.ppo, self._obs_rms(),
                                                                                self.EVAL_SEED)}
         state.last_eval_step = step
-        best = not state.best_eval or selection_score(cfg.env_id, report) > selection_score(cfg.env_id, state.best_eval)
+        best = not state.best_eval or selection_score(report, cfg.env_id) > selection_score(state.best_eval, cfg.env_id)
         if best:
             state.best_eval = report
         log = self.ppo.logger

@@ -280,7 +280,7 @@ def test_an_unknown_judge_or_the_wrong_env_is_one_line(capsys, tmp_path):
 def tiny_hopper_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("video") / "run"
     args = ["train", "--env", "Hopper-v5", "--reward", "true", "--total-timesteps", "64", "--run-dir", str(run_dir),
-            "--eval-episodes", "1", "--no-progress"]
+            "--eval-episodes", "1", "--no-progress", "--n-envs", "1"]
     for setting in ("n_steps=64", "batch_size=32", "n_epochs=1"):
         args += ["--ppo", setting]
     assert main(args) == 0

@@ -200,7 +200,7 @@ def test_learned_reward_agent_beats_a_random_policy(tiny_config):
     """HalfCheetah from 60 synthetic labels and 30k PPO steps runs forward; random actions do not."""
     cfg = tiny_config(env_id="HalfCheetah-v5", total_timesteps=30_720, n_labels=60, segment_length=50,
                       segment_buffer_size=300, label_interval=5120, pretrain_epochs=100, fit_epochs=5,
-                      reward_hidden=64, eval_episodes=3, ppo=None)
+                      reward_hidden=64, eval_episodes=3, ppo=None, ppo_preset="zoo")  # the preset it was sized on
     cfg.resolve()
     session = PreferenceRun.create(cfg)
     metrics = session.run(progress=False)
