@@ -158,3 +158,9 @@ def test_a_hold_shows_the_fallen_pole_for_that_many_steps_before_the_restart():
     fall = ended_at - 5  # the step the env terminated on, then 4 held copies, then the new start
     assert rewards[fall] == 0.0 and all(r == 0.0 for r in rewards[fall:])
     assert all(r == 1.0 for r in rewards[:fall])
+
+
+def test_presets_of_a_mistyped_env_is_one_line(capsys):
+    assert main(["presets", "Hoper-v5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown env id 'Hoper-v5'" in err[0] and "Hopper-v5" in err[0]
