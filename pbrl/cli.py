@@ -529,9 +529,8 @@ def _exit_on_ctrl_c(args: argparse.Namespace):
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from pbrl.families import FAMILIES, PPO_BASE, default_preset, preset_names, task_of
-
     from pbrl.envs import validate_env_id
+    from pbrl.families import FAMILIES, PPO_BASE, default_preset, preset_names, task_of
 
     validate_env_id(args.env)  # a mistyped id is one line with the ids it may have meant, not "family other"
     task = task_of(args.env)
