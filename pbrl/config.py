@@ -76,8 +76,8 @@ class TrainConfig:
     total_timesteps: int = _f(1_000_000, "PPO agent steps")
     seed: int = _f(0, "seed for the env, PPO, the reward ensemble and query sampling")
     max_episode_steps: int = _f(0, "fixed episode length in agent steps (0 = the env's registered time limit)")
-    eval_episode_steps: int = _f(0, "episode length of evaluations (0 = the training episodes' length); evaluations "
-                                 "can measure longer episodes than training runs (the pendulums train on 100 steps)")
+    eval_episode_steps: int = _f(0, "episode length of evaluations (0 = the training episodes' length): evaluations "
+                                 "can measure longer episodes than training runs on")
     env_kwargs: dict[str, Any] = _f(None, "keyword arguments for the env's constructor (--env-kwargs KEY=VALUE)",
                                     cli=False)
     run_dir: str = _f("runs/default", "where the run's config, labels, checkpoints, logs and metrics live")
@@ -112,8 +112,8 @@ class TrainConfig:
     # reward ensemble
     n_members: int = _f(3, "reward nets in the ensemble")
     reward_inputs: str = _f("obs+action", "what each reward net sees: 'obs+action' (r(o, a), the paper's) or 'obs' "
-                            "(r(o): the pendulums, whose random-action first segments otherwise teach that any push "
-                            "is bad)", choices=REWARD_INPUTS)
+                            "(r(o), for tasks whose reward is the state's: random-action first segments can teach "
+                            "r(o, a) that acting at all is bad)", choices=REWARD_INPUTS)
     reward_hidden: int = _f(64, "units per hidden layer of each reward net (2 layers, leaky ReLU)")
     reward_lr: float = _f(3e-4, "Adam learning rate of the reward nets")
     reward_batch_size: int = _f(64, "comparisons per reward-model minibatch")
