@@ -509,6 +509,9 @@ def plot_label_efficiency(report: dict[str, Any], path: Path) -> None:
             ax.set_xticks(budgets, [f"{b:,}" for b in budgets])
             ax.minorticks_off()
             ax.set_xlim(budgets[0] / 1.5, budgets[-1] * 1.5)  # room for the shifted points, also for one budget
+        low, high = ax.get_ylim()
+        if low > 0:  # from zero: a ratio of returns reads right only on an axis that starts there
+            ax.set_ylim(0, high * 1.08)  # and room above the true-reward line
         ax.set_title(env)
         ax.set_xlabel("label budget (log scale)")
         ax.set_ylabel("final true return")
