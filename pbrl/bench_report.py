@@ -19,7 +19,6 @@ import argparse
 import inspect
 import json
 import math
-import re
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ import numpy as np
 
 from pbrl.errors import UserError
 from pbrl.extras import MissingExtra, require
+from pbrl.families import task_of
 
 __all__ = ["BenchReportError", "PAPER_ATARI", "PAPER_MUJOCO", "build_report", "main", "plot_label_efficiency",
            "plot_learning_curves", "render_markdown", "write_report"]
@@ -79,16 +79,11 @@ PAPER_ATARI: dict[str, str] = {
 }  # Enduro: REFERENCE.md gives no verdict for synthetic labels
 
 
-def _base_name(env_id: str) -> str:
-    """``Hopper`` for ``Hopper-v5``, ``Pong`` for ``ALE/Pong-v5``."""
-    return re.sub(r"-v\d+$", "", env_id.rsplit("/", 1)[-1])
-
-
 def paper_verdict(env_id: str, reward: str, budget: int | None) -> str | None:
     """What REFERENCE.md says the paper found for this cell, or None where it says nothing."""
     if reward != "learned" or budget is None:
         return None
-    base = _base_name(env_id)
+    base = task_of(env_id).base  # "" for an env pbrl does not know (a user's own, even if named Hopper)
     if base in PAPER_MUJOCO_TASKS:
         return PAPER_MUJOCO.get(budget)
     if env_id.startswith("ALE/") and budget in PAPER_ATARI_BUDGETS:

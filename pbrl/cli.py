@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pbrl.config import ConfigError, TrainConfig, family_defaults, value_sources
+from pbrl.config import ConfigError, TrainConfig, check_ppo_preset, family_defaults, value_sources
 from pbrl.errors import UserError
 from pbrl.extras import MissingExtra
 from pbrl.families import ppo_preset
@@ -145,11 +145,9 @@ def _key_values(flag: str, items: list[str], keys: Sequence[str] | None = None) 
 def ppo_overrides(env_id: str, items: list[str], preset: str = "") -> dict[str, Any]:
     """The PPO preset for ``env_id`` ("" = its default) with each ``KEY=VALUE`` applied (values parsed as JSON where
     they can be)."""
-    from pbrl.families import preset_names
     from pbrl.ppo_defaults import ppo_defaults
 
-    if preset and preset not in preset_names(env_id):
-        raise UsageError(f"--ppo-preset {preset!r} is not one of {env_id}'s: {', '.join(preset_names(env_id))}")
+    check_ppo_preset(env_id, preset)
     ppo = ppo_defaults(env_id, preset)
     return {**ppo, **_key_values("--ppo", items, sorted(ppo))}
 

@@ -45,6 +45,14 @@ def family_defaults(env_id: str, given: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_ppo_preset(env_id: str, preset: str) -> None:
+    """Raise ``ConfigError`` unless ``preset`` ("" = the env's default) is one of ``env_id``'s PPO presets."""
+    from pbrl.families import preset_names
+
+    if preset and preset not in preset_names(env_id):
+        raise ConfigError(f"--ppo-preset {preset!r} is not one of {env_id}'s: {', '.join(preset_names(env_id))}")
+
+
 def value_sources(env_id: str, given: dict[str, Any], ppo_flags: dict[str, Any], preset_source: str) -> dict[str, str]:
     """Where the values of a new run come from, for ``config.json``: a flag, the env's family or task
     (``pbrl.families``), or the PPO preset; a value not named is the global default."""
@@ -250,11 +258,7 @@ class TrainConfig:
 
             if not torch.cuda.is_available():
                 raise ConfigError(f"--device {self.device}: this torch sees no CUDA GPU; use --device cpu (or auto)")
-        from pbrl.families import preset_names
-
-        if self.ppo_preset and self.ppo_preset not in preset_names(self.env_id):
-            raise ConfigError(f"--ppo-preset {self.ppo_preset!r} is not one of {self.env_id}'s: "
-                              f"{', '.join(preset_names(self.env_id))}")
+        check_ppo_preset(self.env_id, self.ppo_preset)
         if self.query_selection not in SELECTIONS:
             raise ConfigError(f"--query-selection must be one of {', '.join(SELECTIONS)}, got {self.query_selection!r}")
         try:
