@@ -18,7 +18,7 @@ if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
 
 import gymnasium as _gym  # noqa: I001
 
-from pbrl.envs.make import EnvSpecError, describe_true_reward, make_env, validate_env_id
+from pbrl.envs.make import EnvSpecError, make_env, validate_env_id
 from pbrl.envs.wrappers import FrozenTerminalState, RecordSimulatorState
 
 # The behaviour envs (envs/behaviours.py), registered by name: the module loads only when one is made.
@@ -33,7 +33,6 @@ __all__ = [
     "EnvSpecError",
     "FrozenTerminalState",
     "RecordSimulatorState",
-    "describe_true_reward",
     "make_env",
     "validate_env_id",
 ]  # noqa: E402

@@ -28,7 +28,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import EnvSpec
 
+from pbrl.envs.clips import RenderStopped, check_clip_size
 from pbrl.envs.wrappers import STATE_KEY
+from pbrl.families import game_of
 
 GAMES = ("BeamRider", "Breakout", "Enduro", "Pong", "Qbert", "Seaquest", "SpaceInvaders")
 #: info key: on the step a game ends inside an episode, that game's score (e.g. 21 - 3 = 18 in Pong), else NaN. For
@@ -47,14 +49,6 @@ SCORE_MASKS: dict[str, list[tuple[int, int, int, int]]] = {
     "Seaquest": [(0, 31, 0, 160)],  # score and the reserve submarines
     "SpaceInvaders": [(0, 22, 0, 160)],  # both players' scores
 }
-
-
-def game_of(env_id: str) -> str | None:
-    """``"Pong"`` for ``ALE/Pong-v5`` (any ALE id of the seven games), else None."""
-    if not env_id.startswith("ALE/"):
-        return None
-    name = env_id.split("/", 1)[1].split("-v")[0]
-    return name if name in GAMES else None
 
 
 STATE_BYTES = 8192  # an emulator state (about 7.8 KB pickled) with its length, as a fixed-size uint8 row
@@ -161,7 +155,6 @@ class AtariClipRenderer:
     SCREEN_SHAPE = (210, 160)  # (height, width) of the emulator's screen
 
     def __init__(self, env_id: str, size: int = 256):
-        from pbrl.envs.render import check_clip_size
         from pbrl.extras import require
 
         check_clip_size(size)
@@ -191,8 +184,6 @@ class AtariClipRenderer:
             raise ValueError(f"segment {segment.id} has no emulator states to replay")
         for t, (state, act) in enumerate(zip(segment.states, segment.acts, strict=True)):
             if should_stop is not None and should_stop():
-                from pbrl.envs.render import RenderStopped
-
                 raise RenderStopped(f"stopped after {t} of {len(segment.states)} steps")
             self.ale.restoreState(decode_state(state))
             for _ in range(4):

@@ -96,6 +96,11 @@ class HopperBackflipEnv(HopperEnv):
                          forward_reward_weight=0.0, **kwargs)
         self._kin = HopperKinematics(self.model)
 
+    @property
+    def kinematics(self) -> HopperKinematics:
+        """What a backflip judge computes from saved states of this body (``pbrl.judges``)."""
+        return self._kin
+
     def _judge_info(self) -> dict[str, float | bool]:
         state = np.concatenate([self.data.qpos, self.data.qvel])[None]
         info = {k: v[0] for k, v in self._kin.describe(state).items()}
@@ -127,6 +132,11 @@ class HalfCheetahOneLegEnv(HalfCheetahEnv):
         kwargs.setdefault("default_camera_config", {**_CAMERA, "distance": 5.0, "lookat": np.array([0, 0, 0.5])})
         super().__init__(ctrl_cost_weight=0.0, forward_reward_weight=0.0, **kwargs)
         self._kin = CheetahKinematics(self.model)
+
+    @property
+    def kinematics(self) -> CheetahKinematics:
+        """What a one-leg judge computes from saved states of this body (``pbrl.judges``)."""
+        return self._kin
 
     def step(self, action):
         obs, _, terminated, truncated, info = super().step(action)

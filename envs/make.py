@@ -22,7 +22,7 @@ from gymnasium.envs.registration import load_env_creator
 
 from pbrl.envs.wrappers import FrozenTerminalState, RecordSimulatorState, RestartAfterEnd, TrueRewardInInfo
 from pbrl.errors import UserError
-from pbrl.families import FAMILIES, base_name, is_atari_id, split_id, task_of
+from pbrl.families import FAMILIES, base_name, game_of, is_atari_id, split_id, task_of
 
 
 class EnvSpecError(UserError):
@@ -87,7 +87,7 @@ def validate_env_id(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gy
     ``env_id`` may name the module that registers it, as in ``gym.make``: ``"my_pkg.envs:Foo-v0"`` imports
     ``my_pkg.envs`` first. ``env_kwargs`` are checked for their form only; the env's constructor judges them.
     """
-    from pbrl.envs.atari import GAMES, game_of
+    from pbrl.envs.atari import GAMES
 
     module, name = split_id(env_id)
     if module is not None:
@@ -277,12 +277,6 @@ def _make_atari(env_id: str, seed: int | None, render_mode: str | None, max_epis
         env.reset(seed=seed)
         env.action_space.seed(seed)
     return env
-
-
-def describe_true_reward(env_id: str, env_kwargs: dict[str, Any] | None = None) -> str:
-    """The true reward the synthetic oracle compares for ``env_id``, in words."""
-    text = task_of(env_id).true_reward
-    return f"{text}; as changed by env_kwargs {env_kwargs}" if env_kwargs else text
 
 
 def obs_action_dims(observation_space: gym.Space, action_space: gym.Space) -> tuple[int, int]:

@@ -18,27 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from pbrl.envs.clips import MAX_CLIP_SIZE, MIN_CLIP_SIZE, RenderStopped, check_clip_size
 from pbrl.envs.make import make_env
 from pbrl.segments import Segment
 
 __all__ = ["MAX_CLIP_SIZE", "MIN_CLIP_SIZE", "ClipRenderer", "RenderStopped", "check_clip_size"]
 
-MIN_CLIP_SIZE = 16
-# A 125-frame clip at 2048 px is 1.5 GB of pixels and a window holds several; larger is no use on any screen.
-MAX_CLIP_SIZE = 2048
 # MuJoCo's default offscreen framebuffer, which every GL driver that runs MuJoCo can allocate.
 DEFAULT_BUFFER_HEIGHT = 480
-
-
-class RenderStopped(Exception):
-    """A clip was abandoned between frames because its caller's ``should_stop()`` turned true."""
-
-
-def check_clip_size(size: int) -> int:
-    """``size`` if clips can be rendered at it, else a ``ValueError`` naming the sizes that work."""
-    if not MIN_CLIP_SIZE <= size <= MAX_CLIP_SIZE:
-        raise ValueError(f"clip size must be from {MIN_CLIP_SIZE} to {MAX_CLIP_SIZE} pixels, got {size}")
-    return size
 
 
 class ClipRenderer:

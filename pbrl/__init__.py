@@ -1,9 +1,10 @@
 """pbrl: preference-based reinforcement learning on Gymnasium, after Christiano et al. (2017).
 
-The core (this package) never imports the UI. The public pieces, importable from here: ``TrainConfig`` (a run's
-settings), ``PreferenceRun`` (the loop), ``RunDir`` (a run's directory), ``Labeler`` (the protocol a labeler
-answers by), ``SyntheticOracle``, ``RewardEnsemble`` and ``PreferenceStore``; env construction lives in
-``pbrl.envs`` (``make_env``). They load on first use, so ``import pbrl`` stays cheap for the command line.
+The public pieces, importable from here (``docs/python_api.md``): ``TrainConfig`` (a run's settings),
+``PreferenceRun`` (the loop), ``RunDir`` (a run's directory), ``Labeler`` (the protocol every labeler answers by),
+``SyntheticOracle`` (the labeler on the true return), ``RewardEnsemble`` (the reward models), ``PreferenceStore``
+(labels and segments on SQLite) and ``make_env`` (an env with the wrappers ``pbrl train`` applies). They load on
+first use, so ``import pbrl`` stays cheap for the command line. The core never imports the UI (``pbrl.ui``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {"TrainConfig": "pbrl.config", "PreferenceRun": "pbrl.loop", "RunDir": "pbrl.run_dir",
-           "Labeler": "pbrl.labelers", "SyntheticOracle": "pbrl.labelers", "RewardEnsemble": "pbrl.reward_model",
-           "PreferenceStore": "pbrl.store"}
+           "Labeler": "pbrl.labelers", "SyntheticOracle": "pbrl.labelers", "RewardEnsemble": "pbrl.reward",
+           "PreferenceStore": "pbrl.store", "make_env": "pbrl.envs"}
 __all__ = sorted(_PUBLIC)
 
 

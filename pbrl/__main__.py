@@ -19,7 +19,11 @@ def run() -> None:
     signal.signal(signal.SIGINT, _stopped_while_loading)
     from pbrl.cli import main
 
-    code = main()
+    try:
+        code = main()
+    except BrokenPipeError:  # `pbrl presets ENV | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        code = 0
     if sys.argv[1:2] == ["label"]:
         # The window is closed, its answers and log written: skip tearing down torch, MuJoCo and GL at exit (0.8 s
         # measured under X), so that q quits at once.

@@ -4,8 +4,8 @@ glibc serves every block over its mmap threshold (128 KB, rising on its own to 3
 and returns it with ``munmap`` when freed. A CNN reward minibatch on the CPU is bigger than that: 3 members x 16
 pairs x 50 frames of 4 x 84 x 84 floats is 90 MB, and its activations are tens of MB more. So each of the fit's
 steps mapped some hundreds of MB, touched every 4 KB page of them once (one page fault each) and gave them back: on
-the 2-core machine half of the fit's CPU time went to the kernel (``scripts/bench_allocator.py``;
-``results/speed_allocator.md``). Raising the mmap and trim thresholds keeps those blocks in the heap, where the next
+the 2-core machine half of the fit's CPU time went to the kernel (``scripts/speed/bench_allocator.py``;
+``results/speed/allocator.md``). Raising the mmap and trim thresholds keeps those blocks in the heap, where the next
 step reuses them. The cost is that the process keeps its peak heap rather than shrinking after it.
 
 This changes the whole process's allocator (like ``torch.set_num_threads``), so the loop calls it when a run starts.

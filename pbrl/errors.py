@@ -8,3 +8,7 @@ first use (the store, env construction) without loading them first.
 class UserError(ValueError):
     """A mistake a user can fix (a flag, a file, a run directory in the wrong state); the message is one line that
     says what is wrong and what to do. ``pbrl`` prints it as it is and exits with 2."""
+
+
+class UsageError(UserError):
+    """A mistake on the command line, reported as one line."""

@@ -1,4 +1,9 @@
-"""True-return evaluation of a policy, a random policy, and the reward model against the true reward."""
+"""Policy evaluation: true returns of a policy's (or a random policy's) episodes, with the behaviour counted in them.
+
+``policy_report`` is what ``pbrl eval``, a run's own evaluations and its final one report; ``selection_score`` ranks
+a run's evaluations when it keeps its best policy. How the reward model's returns follow the true ones is
+``pbrl.reward.diagnostics``'s.
+"""
 
 from __future__ import annotations
 
@@ -17,16 +22,10 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from pbrl.envs import make_env
 from pbrl.envs.atari import GAME_SCORE_KEY
 from pbrl.families import family_of
-from pbrl.reward_model import RewardEnsemble
-from pbrl.segments import Segment, stack
 
 if TYPE_CHECKING:
     from pbrl.config import TrainConfig
     from pbrl.run_dir import RunDir
-
-#: Seed offset of the episodes ``pbrl eval`` plays (the run's seed plus this), so other tools can replay them.
-EVAL_COMMAND_SEED = 20_000
-
 
 def load_obs_rms(path: str | Path) -> RunningMeanStd:
     """The observation statistics saved with a run's VecNormalize (what ``VecNormalize.load`` unpickles)."""
@@ -45,7 +44,7 @@ def load_saved_policy(run: RunDir) -> tuple[TrainConfig, BaseAlgorithm, RunningM
     run = run.pinned()  # the policy and its statistics from one checkpoint, even while the run writes the next
     run.verify_checkpoint()
     model = RelabelingPPO.load(str(run.policy), device="cpu")
-    obs_rms = load_obs_rms(run.vecnormalize) if cfg.ppo.get("normalize", True) else None
+    obs_rms = load_obs_rms(run.vecnormalize) if cfg.ppo.settings.get("normalize", True) else None
     return cfg, model, obs_rms
 
 
@@ -170,44 +169,3 @@ def random_returns(env_id: str, n_episodes: int, seed: int, max_episode_steps: i
         rets.append(total)
     env.close()
     return np.asarray(rets)
-
-
-def validation_segments(store) -> list[Segment]:
-    """The segments of the answered validation comparisons: never fitted on, and drawn from the whole run."""
-    seen: dict[int, Segment] = {}
-    for c in store.comparisons("answered"):
-        if c.split == "val":
-            for sid in (c.first_id, c.second_id):
-                if sid not in seen:
-                    seen[sid] = store.segment(sid)
-    return list(seen.values())
-
-
-def learned_and_true_returns(model: RewardEnsemble, segments: Sequence[Segment],
-                             chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """The ensemble's mean learned return and the true return of each segment, ``chunk`` segments unpacked at a
-    time (a held-out sample unpacks a segment each time it is read)."""
-    learned, true = [np.zeros(0)], []
-    for start in range(0, len(segments), chunk):
-        part = segments[start:start + chunk]
-        learned.append(model.segment_returns(*stack(part)).mean(axis=0))  # (B,)
-        true.extend(s.true_return for s in part)
-    return np.concatenate(learned), np.array(true, dtype=np.float64)
-
-
-def learned_true_corr(model: RewardEnsemble, segments: Sequence[Segment], chunk: int = 64,
-                      targets: np.ndarray | None = None) -> float:
-    """Pearson correlation of learned and true segment returns over ``segments`` (NaN if undefined), ``chunk``
-    segments at a time (a held-out sample unpacks only those); with ``targets``, of learned returns and those
-    (e.g. a judge's scores of the segments) instead of the true returns."""
-    if len(segments) < 3:
-        return float("nan")
-    learned, true = learned_and_true_returns(model, segments, chunk)
-    return pearson(learned, true if targets is None else np.asarray(targets, dtype=np.float64))
-
-
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson correlation of two equal-length arrays; NaN with fewer than 3 values or a constant one."""
-    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
-        return float("nan")
-    return float(np.corrcoef(x, y)[0, 1])

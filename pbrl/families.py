@@ -148,8 +148,8 @@ FAMILIES: Mapping[str, Family] = _frozen({
         "body", "MuJoCo bodies that fall over; the fall is a penalty (the healthy bonus is lost) and the body lies "
         "where it fell until the time limit",
         # the initial random-action segments from 100-step episodes: ten times the upright starts of 1000-step ones.
-        # Measured on Hopper-v5 (results/hopper_investigation.md): without it the reward model learns that standing
-        # is bad.
+        # Measured on Hopper-v5 (results/mujoco/hopper_investigation.md): without it the reward model learns that
+        # standing is bad.
         method=_frozen({"initial_episode_steps": 100}), ppo_preset="fast"),
     "mujoco": Family("mujoco", "MuJoCo tasks that never end early (they run to their time limit)", after_end="none",
                      ppo_preset="fast"),
@@ -210,7 +210,7 @@ TASKS: Mapping[str, Task] = _frozen({
     "HopperBackflip": Task("HopperBackflip", "behaviour", "none: the env pays 0; a person (or the backflip judge) "
                            "decides what is better", presets=_frozen({"zoo": "zoo/Hopper"}), default_preset="zoo",
                            # judged on 1 s clips (125 steps; the paper showed people 1-2 s), long enough to hold a
-                           # leap and its landing (results/backflip_attempts.md, v6/v7)
+                           # leap and its landing (results/behaviours/backflip_attempts.md, v6/v7)
                            method=_frozen({"segment_length": 125})),
     "HalfCheetahOneLeg": Task("HalfCheetahOneLeg", "behaviour", "none: the env pays 0; a person (or the one-leg "
                               "judge) decides what is better", presets=_frozen({"zoo": "zoo/HalfCheetah"}),
@@ -241,6 +241,14 @@ def is_atari_id(env_id: str) -> bool:
     """An id of the Arcade Learning Environment (``ALE/Pong-v5``, ``PongNoFrameskip-v4``), known to pbrl or not."""
     name = split_id(env_id)[1]
     return name.startswith("ALE/") or "NoFrameskip" in name
+
+
+def game_of(env_id: str) -> str | None:
+    """``"Pong"`` for ``ALE/Pong-v5`` (any ALE id of the Atari games pbrl prepares), else None."""
+    if not env_id.startswith("ALE/"):
+        return None
+    task = TASKS.get(env_id.split("/", 1)[1].split("-v")[0])
+    return task.base if task is not None and task.family == "atari" else None
 
 
 def task_of(env_id: str) -> Task:

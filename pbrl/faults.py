@@ -1,4 +1,4 @@
-"""Deterministic crash points for the crash-safety tests and ``scripts/fault_injection.py``.
+"""Deterministic crash points for the crash-safety tests and ``scripts/experiments/fault_injection.py``.
 
 With ``PBRL_KILL_AT=POINT`` (or ``POINT:N``) in the environment, the process kills itself with SIGKILL the first (or
 N-th) time it reaches ``kill_point(POINT)``: no handler, no flush, no cleanup, as a power cut or the OOM killer
@@ -8,6 +8,7 @@ would. Without the variable a kill point costs one comparison. The points:
                     temporary name and not yet renamed
     checkpointed    the manifest names the new generation; the older generations are not yet pruned
     store-commit    inside a label or query transaction of the preference store, before its COMMIT
+    store-migrate   inside the transaction that moves an older preference store to the current schema
     pretrain        the initial labels are in; the reward model is about to be pretrained
     created         a new run's config.json is saved; its first checkpoint is not yet written
 """

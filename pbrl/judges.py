@@ -1,29 +1,17 @@
 """Scripted judges: stand-ins for a person teaching a behaviour that has no reward (a backflip, one-leg running).
 
-A judge is a labeler (same interface as the synthetic oracle and the person in the window) that scores each segment
-from its saved simulator states the way a person given the task's instruction would, and prefers the higher score.
-It exists so the behaviour experiments can be run and tested without a person; it is **not** a reward the agent
-sees, and it is deliberately plain. Scores that differ by less than ``tie`` are "equally good" (0.5): 0.3 rad
-(17 degrees) of rotation is about what a person can tell apart in a short clip.
-
-- ``backflip`` (pbrl/HopperBackflip-v0, "do a backflip and land on your foot"): the clip's score is a sum over its
-  steps, so that a reward model, which sums a reward per step, can represent it exactly. Each step earns the torso's
-  backward rotation in it, unless the torso or the thigh is on the floor (rolling along the ground is not a flip),
-  and three times that while nothing touches the floor at all (a flip is turned in the air, not by tipping over).
-  Forward rotation counts against the clip wherever it happens (coming back the way it went undoes the turn), and
-  three times over once the torso is past a whole backward turn, so that swinging back and forth after the turn
-  gains nothing. Every moment with the foot down after one or more whole backward turns, the torso and thigh off
-  the floor, earns ``LANDED_RATE`` per second times how upright the torso is ((1 + cos angle) / 2: all of it
-  upright, none upside down), so a foot put down after the turn is led towards a landing. Whole turns are read from
-  the simulator's unwrapped torso angle, which is why the judge can tell a landed flip from standing still, even
-  when the turn began before the clip. This is v16; fifteen earlier judges (``results/backflip_attempts.md``)
-  taught standing, tipping over, rolling, rocking, spinning, or a leap onto the back, and no flip that held. Under
-  v16, one learned-reward seed of seven flipped (900 labels, 1M steps); the others rock short of a whole turn.
-  PPO on v12's score (this one with the landing only within 26 degrees of upright and forward rotation counted
-  once) as its reward flipped within 250k steps in four seeds of seven (``results/backflip_dense.md``).
-- ``one-leg`` (pbrl/HalfCheetahOneLeg-v0, "run forward on one leg"): forward distance covered while the front foot
-  is off the ground, plus a quarter of the distance covered on both legs; flipping onto the back is worst.
+A judge is a labeler (the same interface as the synthetic oracle and the person in the window) that scores each
+segment from its saved simulator states the way a person given the task's instruction would, and prefers the higher
+score. It lets the behaviour experiments run and be tested without a person; it is **not** a reward the agent sees,
+and it is deliberately plain. Scores that differ by less than ``tie`` are "equally good" (0.5): 0.3 rad (17 degrees)
+of rotation is about what a person can tell apart in a short clip. ``JUDGES`` lists them: ``backflip``
+(``backflip_terms`` says what each step earns) and ``one-leg`` (``one_leg_score``).
 """
+
+# The backflip judge is the sixteenth version; the fifteen before it taught standing, tipping over, rolling, rocking,
+# spinning or a leap onto the back (results/behaviours/backflip_attempts.md). Under it one learned-reward seed of
+# seven flipped; PPO paid version 12's per-step score as its reward flipped in four seeds of seven
+# (results/behaviours/backflip_dense.md).
 
 from __future__ import annotations
 
@@ -49,7 +37,7 @@ class Judge:
         from pbrl.envs import make_env
 
         env = make_env(env_id)
-        self.kinematics = env.unwrapped._kin  # type: ignore[attr-defined]
+        self.kinematics = env.unwrapped.kinematics  # type: ignore[attr-defined]
         self.dt = float(env.unwrapped.dt)  # type: ignore[attr-defined]
         env.close()
         self.name, self.env_id, self._score, self.tie = f"judge:{name}", env_id, score, tie
@@ -69,6 +57,12 @@ class Judge:
 
 def backflip_terms(judge: Judge, states: np.ndarray) -> dict[str, np.ndarray]:
     """The backflip judge's score of each step between consecutive saved states, term by term.  # each (T-1,)
+
+    The score is a sum over steps, so that a reward model, which sums a reward per step, can represent it exactly.
+    Rotation is read from the simulator's unwrapped torso angle, which is how the judge tells a landed flip from
+    standing still, even when the turn began before the clip. Rolling along the floor is not a flip, a flip is turned
+    in the air, coming back the way it went undoes the turn, and swinging back and forth after a whole turn gains
+    nothing; a foot put down after the turn is led towards a landing:
 
     ``backward``: backward rotation of the torso (rad) unless the torso or thigh is on the floor at the step's end;
     ``air``: ``AIR_TURN_EXTRA`` times the backward rotation when nothing touches the floor; ``forward``: any forward

@@ -3,57 +3,41 @@
 Every labeler is a callable ``(pairs) -> labels (n_pairs,)`` holding P(first preferred) in {0, 0.5, 1}, or NaN for
 "incomparable" (the pair is dropped). The synthetic oracle compares true segment returns; with its B-Pref knobs it
 becomes one of the irrational teachers (Lee et al. 2021). The person in the UI answers through the store instead.
+
+A labeler that needs more than the pairs says so with a class attribute, and the loop provides it:
+``needs_round_returns = True`` has the loop call ``set_round(mean_episode_return, segment_length, episode_length)``
+with the true returns of recent episodes before each round's pairs (the B-Pref teachers' thresholds scale with them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
+from pbrl.config import TeacherConfig
 from pbrl.segments import SegmentPair
 
 
 class Labeler(Protocol):
+    """Answers comparisons at once, in this process; optionally declares ``needs_round_returns`` (see above)."""
+
     name: str
 
     def __call__(self, pairs: Sequence[SegmentPair]) -> np.ndarray:  # (n_pairs,) P(first preferred) or NaN
         ...
 
 
-@dataclass
-class TeacherConfig:
-    """B-Pref's irrational-teacher knobs; the defaults make the perfect oracle.
-
-    Thresholds for ``skip`` and ``equal`` are ``eps * mean_episode_return * segment_length / episode_length``,
-    set once per labelling round from the true returns of recent episodes (``SyntheticOracle.set_round``).
-    """
-
-    beta: float = float("inf")  # Boltzmann rationality; inf = always the higher return
-    gamma: float = 1.0  # myopia: step t of T weighs gamma ** (T - 1 - t)
-    eps_mistake: float = 0.0  # probability of flipping a decided label
-    eps_skip: float = 0.0  # skip (incomparable) when both segments return less than this share
-    eps_equal: float = 0.0  # answer 0.5 when returns differ by less than this share
-
-    def __post_init__(self):
-        if not self.beta > 0:
-            raise ValueError(f"teacher beta must be > 0 (inf for a perfect oracle), got {self.beta}")
-        if not 0 < self.gamma <= 1:
-            raise ValueError(f"teacher gamma must be in (0, 1], got {self.gamma}")
-        for name in ("eps_mistake", "eps_skip", "eps_equal"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"teacher {name} must be in [0, 1], got {getattr(self, name)}")
-
-    @property
-    def is_perfect(self) -> bool:
-        return (np.isinf(self.beta) and self.gamma == 1.0 and self.eps_mistake == 0
-                and self.eps_skip == 0 and self.eps_equal == 0)
+def needs_round_returns(labeler: Labeler) -> bool:
+    """Whether ``labeler`` wants ``set_round`` called before each round's pairs (False unless it declares it)."""
+    return bool(getattr(labeler, "needs_round_returns", False))
 
 
 class SyntheticOracle:
     """Prefers the segment with the higher true return; exact ties are 0.5, never a side."""
+
+    needs_round_returns: ClassVar[bool] = True  # the skip and equal thresholds scale with recent episode returns
 
     def __init__(self, teacher: TeacherConfig | None = None, rng: np.random.Generator | None = None):
         self.teacher = teacher or TeacherConfig()

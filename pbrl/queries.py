@@ -15,8 +15,9 @@ from typing import Literal
 
 import numpy as np
 
+from pbrl.config.tree import SELECTIONS, MethodConfig
+
 QuerySelection = Literal["disagreement", "random", "entropy"]
-SELECTIONS: tuple[str, ...] = ("disagreement", "random", "entropy")
 
 
 def pair_preference_probs(member_returns: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -53,14 +54,31 @@ def select_queries(
     return candidates[order[:n_queries]]
 
 
+def unasked(candidates: np.ndarray, segment_ids: list[int | None], asked: set[tuple[int, int]]) -> np.ndarray:
+    """The ``candidates`` (n, 2) (indices into ``segment_ids``, the segments' ids in the store, None for a segment
+    not stored yet) that do not pair two segments ``asked`` about before, in either order.  # (n_kept, 2)"""
+    fresh = [(i, j) not in asked and (j, i) not in asked for i, j in
+             ((segment_ids[a], segment_ids[b]) for a, b in candidates)]
+    return candidates[np.asarray(fresh, dtype=bool)]
+
+
+def n_queries_due(schedule: LabelSchedule, t: int, n_asked: int, n_pending: int, max_pending: int = 0) -> int:
+    """Queries due by the ``schedule`` at agent step ``t`` beyond the ``n_asked`` so far, and with ``max_pending``
+    (0: no bound) at most that many unanswered ones at a time."""
+    n = schedule.due(t) - n_asked
+    if max_pending:
+        n = min(n, max_pending - n_pending)
+    return n
+
+
 @dataclass(frozen=True)
 class LabelSchedule:
     """How many labels should have been asked for after ``t`` agent timesteps."""
 
     n_labels: int
     total_timesteps: int
-    initial_fraction: float = 0.25
-    rate_constant: float = 2e6  # label rate after T steps is proportional to c / (T + c)
+    initial_fraction: float = MethodConfig.initial_label_fraction
+    rate_constant: float = MethodConfig.label_rate_constant  # label rate after T steps is proportional to c / (T + c)
 
     def __post_init__(self):
         if self.n_labels < 1:

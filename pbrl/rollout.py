@@ -7,12 +7,14 @@ SB3's PPO with one change: when a rollout is complete it replaces the env's rewa
 ``reward_fn(obs, acts)`` (the ensemble, evaluated on the whole rollout at once), keeps SB3's timeout bootstrap term,
 applies the same return-based reward scaling in both modes, and recomputes returns and advantages. With
 ``reward_fn=None`` it trains on the true reward through exactly the same path, which makes the two runs comparable.
-A non-finite learned reward raises ``NonFiniteError`` before PPO sees it.
+A non-finite learned reward raises ``NonFiniteError`` before PPO sees it. What it calls (the recorder, the return
+scaling, the reward and the loop's ``on_rollout``) is given at construction as ``RolloutHooks``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -190,34 +192,51 @@ class ReturnNormalizer:
         self.ret = np.asarray(state["ret"], dtype=np.float64)
 
 
-class RelabelingPPO(PPO):
-    """SB3 PPO whose rollout rewards are replaced, once per rollout, by ``reward_fn`` (or kept true if None)."""
+@dataclass
+class RolloutHooks:
+    """What ``RelabelingPPO`` calls once a rollout is complete."""
 
-    reward_fn: RewardFn | None = None
-    recorder: RolloutRecorder | None = None
-    return_normalizer: ReturnNormalizer | None = None
-    on_rollout: Callable[[RolloutRecord], None] | None = None
+    recorder: RolloutRecorder  # the raw steps, below observation normalisation
+    return_normalizer: Callable[[np.ndarray, np.ndarray], np.ndarray]  # a ReturnNormalizer: (rews, dones) -> scaled
+    reward_fn: RewardFn | None = None  # the learned reward; None: the true reward
+    on_rollout: Callable[[RolloutRecord], None] | None = None  # the loop's: cut the rollout into segments
+
+
+class RelabelingPPO(PPO):
+    """SB3 PPO whose rollout rewards are replaced, once per rollout, by ``hooks.reward_fn`` (or kept true if None).
+
+    ``hooks`` are given at construction, and to ``load`` (``RelabelingPPO.load(path, env=venv, hooks=...)``); they
+    are not saved. A policy loaded without them predicts and evaluates, but cannot learn."""
+
+    def __init__(self, *args, hooks: RolloutHooks | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hooks = hooks
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "reward_fn", "recorder", "return_normalizer", "on_rollout"]
+        return [*super()._excluded_save_params(), "hooks"]
+
+    def restart_episodes(self) -> None:
+        """Start the next ``learn`` from a fresh reset of the env: after the env was stepped outside PPO."""
+        self._last_obs = None  # SB3's _setup_learn resets the env when there is no last observation
 
     def collect_rollouts(self, env, callback, rollout_buffer, n_rollout_steps: int) -> bool:
         if not super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps):
             return False
-        assert self.recorder is not None and self.return_normalizer is not None, "attach a recorder first"
-        rec = self.recorder.take(n_rollout_steps, self.num_timesteps)
+        assert self.hooks is not None, "RelabelingPPO needs its RolloutHooks to learn"
+        hooks = self.hooks
+        rec = hooks.recorder.take(n_rollout_steps, self.num_timesteps)
         # what SB3 added on top of the env's reward: gamma * V(terminal obs) at time-limit truncations
         bootstrap = rollout_buffer.rewards - rec.true_rews  # (T, n_envs)
-        base = rec.true_rews if self.reward_fn is None else self.reward_fn(rec.obs, rec.acts)  # (T, n_envs)
-        if self.reward_fn is not None and not np.isfinite(base).all():
+        base = rec.true_rews if hooks.reward_fn is None else hooks.reward_fn(rec.obs, rec.acts)  # (T, n_envs)
+        if hooks.reward_fn is not None and not np.isfinite(base).all():
             t, i = first_nonfinite(base)  # type: ignore[misc]
             raise NonFiniteError(
                 f"the learned reward is non-finite at step {t + 1} of the {len(base)}-step rollout ending at agent "
                 f"step {self.num_timesteps}, env copy {i}: {describe_nonfinite('reward', base[t, i])}")
-        rollout_buffer.rewards[:] = self.return_normalizer(base, rec.dones) + bootstrap
+        rollout_buffer.rewards[:] = hooks.return_normalizer(base, rec.dones) + bootstrap
         with th.no_grad():
             last_values = self.policy.predict_values(obs_as_tensor(self._last_obs, self.device))  # type: ignore[arg-type]
         rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=self._last_episode_starts)  # type: ignore[arg-type]
-        if self.on_rollout is not None:
-            self.on_rollout(rec)
+        if hooks.on_rollout is not None:
+            hooks.on_rollout(rec)
         return True

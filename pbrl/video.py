@@ -17,6 +17,7 @@ import numpy as np
 from pbrl.errors import UserError
 from pbrl.extras import require
 from pbrl.run_dir import RunDir
+from pbrl.seeds import VIDEO_SEED
 
 MAX_FPS = 32.0
 
@@ -55,7 +56,7 @@ def record_run_video(run_dir: str | Path, out: str | Path, episodes: int = 1, si
         raise VideoError(f"--out must end in .mp4 or .gif, got {out.name!r}")
     require_video_writer()
     cfg, model, obs_rms = load_saved_policy(RunDir(run_dir))
-    seed = cfg.seed + 40_000 if seed is None else seed
+    seed = cfg.seed + VIDEO_SEED if seed is None else seed
     try:
         renderer = ClipRenderer(cfg.env_id, size, cfg.episode_steps, cfg.env_kwargs)
     except ValueError as exc:

@@ -25,7 +25,7 @@ def tiny_config(tmp_path):
                       segment_length=10, segment_buffer_size=100, label_interval=128, n_members=3, reward_hidden=16,
                       pretrain_epochs=5, fit_epochs=1, eval_episodes=1, ppo=dict(TINY_PPO))
         fields.update(overrides)
-        return TrainConfig(**fields).resolve()
+        return TrainConfig.of(**fields).resolve()
 
     return make
 
@@ -41,12 +41,14 @@ def one_torch_thread():
     torch.set_num_threads(n)
 
 
-def load_script(name: str):
-    """A module of ``scripts/`` (not a package), loaded from its file."""
+def load_script(path: str):
+    """A module of ``scripts/`` (not a package), loaded from its file: ``path`` is relative to ``scripts/``, without
+    ``.py`` (``"tools/heldout_corr"``)."""
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "scripts" / f"{name}.py")
+    name = path.rsplit("/", 1)[-1]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "scripts" / f"{path}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

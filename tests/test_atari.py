@@ -8,7 +8,8 @@ import pytest
 pytest.importorskip("ale_py")
 pytest.importorskip("cv2")
 
-from pbrl.envs.atari import GAMES, SCORE_MASKS, game_of, make_atari, mask_frame, to_84  # noqa: E402
+from pbrl.envs.atari import GAMES, SCORE_MASKS, make_atari, mask_frame, to_84  # noqa: E402
+from pbrl.families import game_of  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -92,25 +93,25 @@ def test_a_tiny_pong_run_goes_end_to_end(tmp_path):
     from pbrl.run_dir import RunDir
 
     assert torch.load(RunDir(run).reward_model, weights_only=False)["kind"] == "cnn"
-    # the labelled pairs are fitted on packed (pbrl.frames) and unpack to exactly the stored segments
+    # the labelled pairs are fitted on packed (pbrl.reward.frames) and unpack to exactly the stored segments
     from pbrl.config import TrainConfig
-    from pbrl.frames import PackedPairs
     from pbrl.loop import PreferenceRun
+    from pbrl.reward.frames import PackedPairs
 
-    session = PreferenceRun(TrainConfig.load(run / "config.json"), RunDir(run), resume=True)
+    resumed = PreferenceRun(TrainConfig.load(run / "config.json"), RunDir(run), resume=True)
     try:
-        data = session.dataset()
-        comps = session.store.answered()
+        data = resumed.dataset()
+        comps = resumed.store.answered()
         assert isinstance(data.obs, PackedPairs) and len(data) == len(comps) == 12
-        conv = session.ppo.policy.features_extractor.cnn[0].weight  # a resumed CPU run trains channels-last
+        conv = resumed.ppo.policy.features_extractor.cnn[0].weight  # a resumed CPU run trains channels-last
         on_cpu = conv.device.type == "cpu"  # device auto: a GPU machine runs Atari on cuda, in the default layout
         assert conv.is_contiguous(memory_format=torch.channels_last) == on_cpu and conv.is_contiguous() != on_cpu
-        want = np.stack([np.stack([session.store.segment(c.first_id).obs, session.store.segment(c.second_id).obs])
+        want = np.stack([np.stack([resumed.store.segment(c.first_id).obs, resumed.store.segment(c.second_id).obs])
                          for c in comps])
         np.testing.assert_array_equal(data.obs[np.arange(len(comps))], want)
         assert data.obs.nbytes < want.nbytes / 10
     finally:
-        session.close()
+        resumed.close()
 
 
 def test_colour_clips_replay_the_exact_frames_from_saved_states():

@@ -215,7 +215,7 @@ def test_a_tiny_backflip_run_with_the_judge_goes_end_to_end(tmp_path, capsys):
     assert len(report["flips_per_episode"]) == 2
     # the score breakdown replays the same episodes as pbrl eval, and each term has its sign: the air's extra is at
     # most AIR_TURN_EXTRA times the backward turn it adds to, forward turning only takes away
-    parts = load_script("backflip_score_breakdown").breakdown(str(run / "best"), 2)
+    parts = load_script("experiments/backflip_score_breakdown").breakdown(str(run / "best"), 2)
     assert parts["furthest_back_turn_per_episode"] == report["furthest_back_turn_per_episode"]
     assert parts["flips_per_episode"] == report["flips_per_episode"]
     terms = parts["per_episode"]
@@ -255,12 +255,13 @@ def test_count_backflips(phases, flips):
 
 
 def test_the_committed_backflip_policy_flips_as_reported(capsys):
-    """``results/backflip_policy`` (the kept best policy of the v16 run that flipped, README's gif) reproduces issue 4's
-    acceptance without retraining: ``pbrl eval`` counts a flip in at least 4 of 5 deterministic episodes."""
+    """``results/behaviours/backflip_policy`` (the kept best policy of the v16 run that flipped, README's gif)
+    reproduces issue 4's acceptance without retraining: ``pbrl eval`` counts a flip in at least 4 of 5 deterministic
+    episodes."""
     import json
     from pathlib import Path
 
-    committed = Path(__file__).parents[1] / "results" / "backflip_policy"
+    committed = Path(__file__).parents[1] / "results" / "behaviours" / "backflip_policy"
     assert main(["eval", "--run-dir", str(committed), "--episodes", "5"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["env_id"] == "pbrl/HopperBackflip-v0" and len(report["flips_per_episode"]) == 5
@@ -300,7 +301,7 @@ def test_the_video_command_writes_a_playable_file(tiny_hopper_run, tmp_path, cap
 
 def test_the_score_breakdown_of_another_env_is_one_line(tiny_hopper_run, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["backflip_score_breakdown.py", str(tiny_hopper_run)])
-    assert load_script("backflip_score_breakdown").main() == 2
+    assert load_script("experiments/backflip_score_breakdown").main() == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "trains Hopper-v5" in err
 
@@ -330,12 +331,12 @@ def test_the_one_leg_judge_prefers_running_with_the_front_foot_up():
 
 @pytest.mark.parametrize("turned_before", [0.0, 2 * math.pi])
 def test_the_judge_scores_each_step_as_the_dense_sweep_paid_it(backflip_judge, turned_before):
-    """``results/backflip_dense.md`` says what PPO did when paid the judge's per-step score directly (the sweep's
-    ``torso+clean+air2+land3+near+fwd3t``): the sweep computes it from the live simulator, the judge from saved
+    """``results/behaviours/backflip_dense.md`` says what PPO did when paid the judge's per-step score directly (the
+    sweep's ``torso+clean+air2+land3+near+fwd3t``): the sweep computes it from the live simulator, the judge from saved
     states, and they agree step for step, from a standing start and from one already a whole turn round (where the
     landing and the dearer forward turn apply). (They did not while the judge counted the torso touching the foot,
     folded, as the body on the floor.)"""
-    sweep = load_script("backflip_dense_sweep")
+    sweep = load_script("experiments/backflip_dense_sweep")
     env = sweep.DenseBackflipReward(gym.make("pbrl/HopperBackflip-v0"), "torso+clean+air2+land3+near+fwd3t")
     env.reset(seed=3)
     data = env.unwrapped.data

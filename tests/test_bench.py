@@ -13,20 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from pbrl.bench import (
-    BenchDirError,
-    Progress,
-    SpecError,
-    Trial,
-    build_parser,
-    expand,
-    main,
-    merge_bench_json,
-    read_spec,
-    spec_from_flags,
-    trial_command,
-    trial_status,
-)
+from pbrl.bench.cli import build_parser, main
+from pbrl.bench.directory import Trial, merge_bench_json, trial_command, trial_status
+from pbrl.bench.errors import BenchDirError, SpecError
+from pbrl.bench.grid import expand
+from pbrl.bench.progress import Progress
+from pbrl.bench.spec import read_spec, spec_from_flags
 from pbrl.run_dir import RunDir
 
 ROOT = Path(__file__).parents[1]

@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 
-from pbrl.bench_report import BenchReportError, build_report, compare_to_true, main, summarize_returns
+from pbrl.bench.errors import BenchReportError
+from pbrl.bench.report import build_report
+from pbrl.bench.report_cli import main
+from pbrl.bench.stats import compare_to_true, summarize_returns
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,4 +1,4 @@
-"""Tests for ``pbrl.cnn_reward``: the paper's Atari CNN ensemble, fitted through the same trainer as the MLPs."""
+"""Tests for ``pbrl.reward.cnn``: the paper's Atari CNN ensemble, fitted through the same trainer as the MLPs."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pbrl.cnn_reward import CnnRewardConfig, CnnRewardEnsemble
-from pbrl.trainer import PreferenceDataset, RewardTrainer, TrainerConfig
+from pbrl.reward import CnnRewardConfig, CnnRewardEnsemble, PreferenceDataset, RewardTrainer, TrainerConfig
 
 SHAPE, ACT_DIM, T = (4, 84, 84), 6, 4
 
@@ -53,7 +52,7 @@ def test_shapes_and_uint8_inputs_stay_uint8():
     assert model.segment_returns(obs, acts).shape == (3, 3)
     assert model.mean_reward(obs[0], acts[0]).shape == (T,)
     data = _dataset(8, rng)
-    source = model.features(data.obs, data.acts)
+    source = model.pair_source(data.obs, data.acts)
     assert source.obs.dtype == torch.uint8 and np.shares_memory(source.obs.numpy(), data.obs)  # no float copy
     batch = source[torch.zeros((3, 2), dtype=torch.long)]
     assert model.member_pair_returns(batch).shape == (3, 2, 2)
@@ -98,7 +97,7 @@ def test_l2_is_per_member_and_save_load_round_trips(tmp_path):
     assert extra == {"l2": 0.1}
     with torch.no_grad():
         torch.testing.assert_close(loaded(obs, acts), model(obs, acts))
-    from pbrl.reward_model import load_ensemble  # scripts load a run's model without knowing its kind
+    from pbrl.reward import load_ensemble  # scripts load a run's model without knowing its kind
 
     either, _ = load_ensemble(tmp_path / "cnn.pt")
     assert isinstance(either, CnnRewardEnsemble) and not either.training  # ready to predict: no dropout
@@ -106,17 +105,17 @@ def test_l2_is_per_member_and_save_load_round_trips(tmp_path):
         torch.testing.assert_close(either(obs, acts), model(obs, acts))
 
 
-def test_channels_last_training_matches_the_default_layout(monkeypatch):
+def test_channels_last_training_matches_the_default_layout():
     """On a CPU the frames of a training batch are laid out channels-last: the same rewards and gradients."""
-    from pbrl import cnn_reward
+    from pbrl.reward import cnn
 
     torch.manual_seed(0)
-    member = cnn_reward._CnnMember(CnnRewardConfig((4, 44, 44), 3)).train()
+    member = cnn._CnnMember(CnnRewardConfig((4, 44, 44), 3)).train()
     frames = torch.randint(0, 256, (6, 4, 44, 44), dtype=torch.uint8)
     acts = torch.eye(3)[torch.arange(6) % 3]
     results = []
     for layout in (False, True):
-        monkeypatch.setattr(cnn_reward, "CPU_CHANNELS_LAST", layout)
+        member.channels_last = layout
         member.zero_grad()
         torch.manual_seed(1)  # the same dropout mask
         out = member(frames, acts)

@@ -177,12 +177,12 @@ def test_a_real_ctrl_c_is_one_line_and_the_run_goes_on_after(tmp_path, when):
 def test_an_unchanged_held_out_sample_is_linked_into_the_next_generation_not_written_again(tiny_config):
     from pbrl.loop import PreferenceRun
 
-    session = PreferenceRun.create(tiny_config(heldout_rate=0.0))  # nothing is ever set aside: the sample is fixed
-    run = session.run_dir
-    first = run.heldout
-    session.checkpoint()
-    second = run.heldout
-    session.close()
+    run = PreferenceRun.create(tiny_config(heldout_rate=0.0))  # nothing is ever set aside: the sample is fixed
+    run_dir = run.run_dir
+    first = run_dir.heldout
+    run.checkpoint()
+    second = run_dir.heldout
+    run.close()
     assert first.parent != second.parent and first.read_bytes() == second.read_bytes()
     assert first.stat().st_ino == second.stat().st_ino  # one file, two names
-    RunDir(run.path).verify_checkpoint()
+    RunDir(run_dir.path).verify_checkpoint()

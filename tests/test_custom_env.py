@@ -1,5 +1,5 @@
-"""A user's own env and labeler: from the command line by ``module:EnvId``, and the README's Python example as
-written."""
+"""A user's own env and labeler: from the command line by ``module:EnvId``, and the Python example of
+``docs/your_own_env.md`` as written."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pbrl.cli import main
 
-README = Path(__file__).parents[1] / "README.md"
+GUIDE = Path(__file__).parents[1] / "docs" / "your_own_env.md"
 
 
 def test_the_cli_trains_an_env_named_by_its_module_with_its_kwargs(tmp_path, capsys):
@@ -31,12 +31,12 @@ def test_the_cli_trains_an_env_named_by_its_module_with_its_kwargs(tmp_path, cap
     assert -2.7 * 50 < report["eval_true_return_mean"] < -0.5 * 50
 
 
-def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch):
-    text = README.read_text()
+def test_the_guide_python_example_runs_as_written(tmp_path, monkeypatch):
+    text = GUIDE.read_text()
     section = text[text.index("## Your own env, your own labeler"):]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     monkeypatch.chdir(tmp_path)  # the example writes runs/drift
-    exec(compile(code, str(README), "exec"), {"__name__": "readme_example"})
+    exec(compile(code, str(GUIDE), "exec"), {"__name__": "guide_example"})
     run = tmp_path / "runs" / "drift"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["n_labels"] == 40 and metrics["total_timesteps"] >= 4096

@@ -1,4 +1,5 @@
-"""``pbrl.frames``: labelled image segments are kept packed (distinct frames once, compressed) and unpack exactly."""
+"""``pbrl.reward.frames``: labelled image segments are kept packed (distinct frames once, compressed) and unpack
+exactly."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from pbrl.cnn_reward import CnnRewardConfig, CnnRewardEnsemble
-from pbrl.evaluation import learned_true_corr
-from pbrl.frames import PackedObs, PackedPairs
-from pbrl.segments import HeldOutSample, Segment
-from pbrl.trainer import PreferenceDataset, RewardTrainer, TrainerConfig
+from pbrl.heldout import HeldOutSample
+from pbrl.reward import CnnRewardConfig, CnnRewardEnsemble, PreferenceDataset, RewardTrainer, TrainerConfig
+from pbrl.reward.diagnostics import learned_true_corr
+from pbrl.reward.frames import PackedObs, PackedPairs
+from pbrl.segments import Segment
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -87,7 +88,7 @@ def test_the_cnn_ensemble_fits_packed_pairs_exactly_as_arrays():
     for data_obs, resident in ((obs, False), (packed, False), (packed, True)):  # resident: the GPU's frame table
         torch.manual_seed(0)
         model = CnnRewardEnsemble(CnnRewardConfig(obs_shape=(K, H, W), act_dim=6, n_members=2))
-        model.features = functools.partial(model.features, resident=resident)
+        model.pair_source = functools.partial(model.pair_source, resident=resident)
         trainer = RewardTrainer(model, TrainerConfig(batch_size=4), np.random.default_rng(0))
         stats = trainer.fit(PreferenceDataset(data_obs, acts, labels, is_val), n_epochs=2)
         weights.append((torch.cat([p.detach().flatten() for p in model.parameters()]), stats))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pbrl.labelers import SyntheticOracle, TeacherConfig
+from pbrl.labelers import SyntheticOracle, TeacherConfig, needs_round_returns
 from pbrl.segments import Segment, SegmentPair
 
 
@@ -226,3 +226,16 @@ def test_invalid_teacher_raises(kwargs):
 )
 def test_valid_teacher_edges_accepted(kwargs):
     TeacherConfig(**kwargs)
+
+
+class _Plain:
+    """A user's labeler: a name and a call, nothing declared."""
+
+    name = "plain"
+
+    def __call__(self, pairs):
+        return np.ones(len(pairs))
+
+
+def test_a_labeler_gets_the_round_returns_only_when_it_declares_it_needs_them():
+    assert needs_round_returns(_oracle()) and not needs_round_returns(_Plain())

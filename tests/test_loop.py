@@ -10,28 +10,29 @@ import pytest
 from pbrl.evaluation import load_obs_rms, policy_report, random_returns, selection_score
 from pbrl.loop import PreferenceRun
 from pbrl.rollout import RelabelingPPO
+from pbrl.seeds import RUN_EVAL_SEED
 from pbrl.store import PreferenceStore
 
 
 def test_run_spends_the_budget_and_writes_metrics(tiny_config):
     cfg = tiny_config()
-    session = PreferenceRun.create(cfg)
-    run = session.run_dir
-    metrics = session.run(progress=False)
-    session.close()
+    run = PreferenceRun.create(cfg)
+    run_dir = run.run_dir
+    metrics = run.run(progress=False)
+    run.close()
     assert metrics["n_labels"] == cfg.n_labels and metrics["total_timesteps"] == cfg.total_timesteps
-    on_disk = json.loads(run.metrics.read_text())
+    on_disk = json.loads(run_dir.metrics.read_text())
     for key in ("env_id", "reward", "n_labels", "total_timesteps", "eval_true_return_mean", "eval_true_return_std",
                 "n_eval_episodes", "reward_model_val_accuracy", "learned_true_return_corr", "wall_time_s",
                 "env_steps_per_s"):
         assert key in on_disk
-    assert run.reward_model.exists() and run.policy.exists() and run.vecnormalize.exists()
-    assert any(run.tb.rglob("events.out.tfevents*"))
+    assert run_dir.reward_model.exists() and run_dir.policy.exists() and run_dir.vecnormalize.exists()
+    assert any(run_dir.tb.rglob("events.out.tfevents*"))
 
 
 def _stopped_in_round(cfg, round_: int, monkeypatch):
     """A new run stopped (as by Ctrl-C) in round ``round_``, after its labels, before that round's checkpoint."""
-    session = PreferenceRun.create(cfg)
+    run = PreferenceRun.create(cfg)
     original = PreferenceRun.log_round
 
     def stop(self):
@@ -41,10 +42,10 @@ def _stopped_in_round(cfg, round_: int, monkeypatch):
 
     monkeypatch.setattr(PreferenceRun, "log_round", stop)
     with pytest.raises(KeyboardInterrupt):
-        session.run(progress=False)
-    session.close()
+        run.run(progress=False)
+    run.close()
     monkeypatch.setattr(PreferenceRun, "log_round", original)
-    return session.run_dir
+    return run.run_dir
 
 
 def test_wall_time_covers_pretraining(tiny_config, monkeypatch):
@@ -84,7 +85,7 @@ def test_evaluations_during_the_run_keep_the_best_policy(tiny_config, monkeypatc
     assert kept["num_timesteps"] == best["num_timesteps"] and kept["returns"] == best["returns"]
     assert kept == json.loads(run.state.read_text())["best_eval"]
     model = RelabelingPPO.load(str(run.best / "policy.zip"), device="cpu")
-    replay = policy_report(model, cfg.env_id, 2, cfg.seed + PreferenceRun.EVAL_SEED,
+    replay = policy_report(model, cfg.env_id, 2, cfg.seed + RUN_EVAL_SEED,
                            load_obs_rms(run.best / "vecnormalize.pkl"))
     assert replay["returns"] == kept["returns"]  # the kept files are the policy that was evaluated
     assert metrics["best"]["num_timesteps"] == kept["num_timesteps"] and len(metrics["best"]["returns"]) == 2
@@ -110,13 +111,13 @@ def test_the_final_policy_is_evaluated_with_the_others_and_can_be_kept_as_best(t
     """The last round's policy joins the --eval-every series even between two due steps: a run's best policy is
     often its last."""
     cfg = tiny_config(eval_every=256, total_timesteps=640, eval_episodes=1)
-    session = PreferenceRun.create(cfg)
-    session.run(progress=False)
-    session.close()
-    run = session.run_dir
-    lines = [json.loads(line) for line in run.evals.read_text().splitlines()]
+    run = PreferenceRun.create(cfg)
+    run.run(progress=False)
+    run.close()
+    run_dir = run.run_dir
+    lines = [json.loads(line) for line in run_dir.evals.read_text().splitlines()]
     assert [e["num_timesteps"] for e in lines] == [256, 512, 640]
-    kept = json.loads((run.best / "eval.json").read_text())
+    kept = json.loads((run_dir.best / "eval.json").read_text())
     assert kept == {k: v for k, v in max(lines, key=selection_score).items() if k != "best"}
 
 
@@ -147,30 +148,30 @@ def test_selection_score_ranks_the_behaviour_before_the_return():
 def test_heldout_segments_are_never_queried_and_survive_a_resume(tiny_config):
     """The test set of the reward model: a sample of the run's segments that no comparison ever uses."""
     cfg = tiny_config(heldout_rate=0.2, heldout_size=30, total_timesteps=1024)
-    session = PreferenceRun.create(cfg)
-    run = session.run_dir
-    metrics = session.run(progress=False)
-    held = session.heldout.segments()
-    session.close()
-    assert 3 <= len(held) <= 30 and metrics["n_heldout_segments"] == len(held) and run.heldout.exists()
-    with PreferenceStore(run.store) as store:
+    run = PreferenceRun.create(cfg)
+    run_dir = run.run_dir
+    metrics = run.run(progress=False)
+    held = run.heldout.segments()
+    run.close()
+    assert 3 <= len(held) <= 30 and metrics["n_heldout_segments"] == len(held) and run_dir.heldout.exists()
+    with PreferenceStore(run_dir.store) as store:
         used = [store.segment(i) for c in store.comparisons() for i in (c.first_id, c.second_id)]
     for seg in held:
         assert not any(np.array_equal(seg.obs, u.obs) for u in used)
     assert -1.0 <= metrics["learned_true_return_corr"] <= 1.0 and "learned_true_return_corr_val" in metrics
-    resumed = PreferenceRun(cfg, run, resume=True)
+    resumed = PreferenceRun(cfg, run_dir, resume=True)
     assert [s.policy_step for s in resumed.heldout.segments()] == [s.policy_step for s in held]
     resumed.close()
 
 
 def test_true_reward_run_asks_no_labels(tiny_config):
     cfg = tiny_config(reward="true")
-    session = PreferenceRun.create(cfg)
-    run = session.run_dir
-    metrics = session.run(progress=False)
-    session.close()
+    run = PreferenceRun.create(cfg)
+    run_dir = run.run_dir
+    metrics = run.run(progress=False)
+    run.close()
     assert metrics["n_labels"] == 0 and metrics["reward"] == "true"
-    assert not run.reward_model.exists()
+    assert not run_dir.reward_model.exists()
 
 
 def test_resume_continues_where_the_run_stopped(tiny_config, monkeypatch):
@@ -202,9 +203,9 @@ def test_learned_reward_agent_beats_a_random_policy(tiny_config):
                       segment_buffer_size=300, label_interval=5120, pretrain_epochs=100, fit_epochs=5,
                       reward_hidden=64, eval_episodes=3, ppo=None, ppo_preset="zoo")  # the preset it was sized on
     cfg.resolve()
-    session = PreferenceRun.create(cfg)
-    metrics = session.run(progress=False)
-    session.close()
+    run = PreferenceRun.create(cfg)
+    metrics = run.run(progress=False)
+    run.close()
     random_mean = float(np.mean(random_returns("HalfCheetah-v5", 3, seed=123)))
     assert metrics["learned_true_return_corr"] > 0.8
     assert metrics["eval_true_return_mean"] > random_mean + 100.0, (metrics["eval_true_return_mean"], random_mean)
@@ -213,24 +214,24 @@ def test_learned_reward_agent_beats_a_random_policy(tiny_config):
 @pytest.mark.parametrize("initial_episode_steps", [0, 25])
 def test_initial_segments_restart_the_env_when_asked(tiny_config, initial_episode_steps):
     """Short initial episodes: every initial segment lies inside one of them, and there are many more starts."""
-    session = PreferenceRun.create(tiny_config(initial_episode_steps=initial_episode_steps, segment_length=10))
-    session.collect_initial_segments()
-    segs = session.buffer.segments()
-    session.close()
+    run = PreferenceRun.create(tiny_config(initial_episode_steps=initial_episode_steps, segment_length=10))
+    run.collect_initial_segments()
+    segs = run.buffer.segments()
+    run.close()
     assert segs
     starts = {(s.env_index, s.episode) for s in segs}
     if initial_episode_steps:
         assert all(s.env_step + s.length <= 25 for s in segs)
-        assert len(starts) >= session.n_initial_steps // 25 - 1
+        assert len(starts) >= run.n_initial_steps // 25 - 1
     else:  # Pendulum's 200-step episodes
-        assert len(starts) <= session.n_initial_steps // 200 + 1
+        assert len(starts) <= run.n_initial_steps // 200 + 1
 
 
 def test_initial_segments_come_from_uniform_random_actions_by_default(tiny_config):
-    session = PreferenceRun.create(tiny_config(n_labels=100))  # 600 initial steps
-    session.collect_initial_segments()
-    acts = np.concatenate([s.acts for s in session.buffer.segments()])
-    session.close()
+    run = PreferenceRun.create(tiny_config(n_labels=100))  # 600 initial steps
+    run.collect_initial_segments()
+    acts = np.concatenate([s.acts for s in run.buffer.segments()])
+    run.close()
     assert acts.min() >= -2.0 and acts.max() <= 2.0  # Pendulum's bounds
     # uniform on [-2, 2]: a quarter of the actions beyond +-1.5 (an untrained Gaussian policy, std 1: 13 %)
     assert 0.19 < np.mean(np.abs(acts) > 1.5) < 0.31

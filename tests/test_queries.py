@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pbrl.queries import SELECTIONS, LabelSchedule, pair_preference_probs, select_queries
+from pbrl.queries import SELECTIONS, LabelSchedule, n_queries_due, pair_preference_probs, select_queries, unasked
 
 # --- select_queries ---------------------------------------------------------------------------------------
 
@@ -209,3 +209,31 @@ def test_duplicate_candidates_are_asked_once(method):
     candidates = np.array([[0, 1], [1, 0], [0, 1], [0, 2], [1, 2]])
     chosen = select_queries(member_returns, candidates, 3, method, np.random.default_rng(0))
     assert len({tuple(sorted(p)) for p in chosen.tolist()}) == len(chosen) == 3
+
+
+@pytest.mark.parametrize(
+    ("ids", "asked", "kept"),
+    [
+        ([None, None, None], set(), [[0, 1], [2, 1], [0, 2]]),  # nothing stored yet: every candidate is new
+        ([7, 8, 9], {(7, 8)}, [[2, 1], [0, 2]]),  # asked as (7, 8)
+        ([7, 8, 9], {(8, 7)}, [[2, 1], [0, 2]]),  # or the other way round
+        ([7, 8, 9], {(9, 8), (9, 7)}, [[0, 1]]),
+        ([7, None, 9], {(7, 9)}, [[0, 1], [2, 1]]),
+    ],
+)
+def test_unasked_drops_pairs_asked_before_in_either_order(ids, asked, kept):
+    candidates = np.array([[0, 1], [2, 1], [0, 2]])
+    assert unasked(candidates, ids, asked).tolist() == kept
+
+
+@pytest.mark.parametrize(
+    ("t", "n_asked", "n_pending", "max_pending", "n"),
+    [
+        (0, 0, 0, 0, 25),  # the initial share of 100 labels
+        (1000, 40, 0, 0, 60),  # the whole budget is due at the end
+        (1000, 40, 45, 50, 5),  # people label: at most 50 unanswered at a time
+        (1000, 100, 0, 50, 0),
+    ],
+)
+def test_queries_due_follow_the_schedule_and_the_pending_bound(t, n_asked, n_pending, max_pending, n):
+    assert n_queries_due(LabelSchedule(100, 1000), t, n_asked, n_pending, max_pending) == n

@@ -1,5 +1,5 @@
-"""Tests for ``pbrl.reward_model``: the Bradley-Terry loss with its random-answer term, the ensemble, and the checks
-that keep NaN and inf out of its statistics and checkpoints."""
+"""Tests for ``pbrl.reward`` (the ensemble base and the MLPs): the Bradley-Terry loss with its random-answer term,
+the ensemble, and the checks that keep NaN and inf out of its statistics and checkpoints."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pbrl.finite import NonFiniteError, assert_finite_parameters, parameters_are_finite
-from pbrl.reward_model import (
+from pbrl.reward import (
     RANDOM_ANSWER_PROB,
     RewardEnsemble,
     RewardModelConfig,
@@ -192,8 +192,20 @@ def test_save_without_extra_loads_empty_dict(tmp_path):
     model.save(tmp_path / "m.pt")
     _, extra = RewardEnsemble.load(tmp_path / "m.pt")
     assert extra == {}
-    loaded, _ = load_ensemble(tmp_path / "m.pt")  # a checkpoint without a kind is the MLP
+    loaded, _ = load_ensemble(tmp_path / "m.pt")  # the kind the checkpoint names
     assert type(loaded) is RewardEnsemble and loaded.cfg == model.cfg
+
+
+def test_a_checkpoint_saved_before_kinds_were_recorded_loads_as_the_mlp(tmp_path):
+    """Run directories made before the reward package saved the MLP without a "kind": they still load."""
+    from dataclasses import asdict
+
+    model = _ensemble()
+    torch.save({"config": asdict(model.cfg), "state_dict": model.state_dict(), "extra": {"l2": 0.5}}, tmp_path / "m.pt")
+    loaded, extra = load_ensemble(tmp_path / "m.pt")
+    assert type(loaded) is RewardEnsemble and extra == {"l2": 0.5} and not loaded.training
+    obs, acts = np.ones((2, 3), np.float32), np.ones((2, 2), np.float32)
+    torch.testing.assert_close(loaded(obs, acts), model(obs, acts), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(
@@ -206,13 +218,14 @@ def test_invalid_config_raises(kwargs):
 
 
 def test_heldout_corr_script_groups_learned_returns_by_score(tmp_path):
-    """scripts/heldout_corr.py on a run's saved model and held-out sample: the correlation the loop reports, and
+    """scripts/tools/heldout_corr.py on a run's saved model and held-out sample: the correlation the loop reports, and
     where true returns are a few scores (Atari), the mean learned return of each."""
     from conftest import load_script
 
-    from pbrl.evaluation import learned_and_true_returns, learned_true_corr
+    from pbrl.heldout import HeldOutSample
+    from pbrl.reward.diagnostics import learned_and_true_returns, learned_true_corr
     from pbrl.run_dir import RunDir
-    from pbrl.segments import HeldOutSample, Segment
+    from pbrl.segments import Segment
 
     rng = np.random.default_rng(3)
     run = RunDir(tmp_path)
@@ -226,7 +239,7 @@ def test_heldout_corr_script_groups_learned_returns_by_score(tmp_path):
     sample.split(segs, rng)
     sample.save(run.heldout)
 
-    out = load_script("heldout_corr").heldout_corr(str(tmp_path))
+    out = load_script("tools/heldout_corr").heldout_corr(str(tmp_path))
     learned, true = learned_and_true_returns(model, sample.segments())
     groups = out["mean_learned_return_by_true_return"]
     assert out["n_heldout_segments"] == 30 and set(groups) == {"-1", "0", "1"}
@@ -238,7 +251,7 @@ def test_heldout_corr_script_groups_learned_returns_by_score(tmp_path):
     sample = HeldOutSample(capacity=100, rate=1.0)
     sample.split([Segment(**{**s.__dict__, "true_rews": rng.normal(size=4)}) for s in segs], rng)
     sample.save(run.heldout)
-    assert "mean_learned_return_by_true_return" not in load_script("heldout_corr").heldout_corr(str(tmp_path))
+    assert "mean_learned_return_by_true_return" not in load_script("tools/heldout_corr").heldout_corr(str(tmp_path))
 
 
 # --- non-finite statistics and parameters -----------------------------------------------------------------
@@ -247,7 +260,7 @@ NAN, INF = float("nan"), float("inf")
 
 
 def _cnn_ensemble():
-    from pbrl.cnn_reward import CnnRewardConfig, CnnRewardEnsemble
+    from pbrl.reward import CnnRewardConfig, CnnRewardEnsemble
 
     torch.manual_seed(0)
     return CnnRewardEnsemble(CnnRewardConfig(obs_shape=(2, 48, 48), act_dim=3, n_members=2, filters=4, hidden=8))

@@ -13,7 +13,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from pbrl.envs.wrappers import TRUE_REWARD_KEY, TrueRewardInInfo
 from pbrl.finite import NonFiniteError
-from pbrl.rollout import RelabelingPPO, ReturnNormalizer, RolloutRecorder
+from pbrl.rollout import RelabelingPPO, ReturnNormalizer, RolloutHooks, RolloutRecorder
 
 N_STEPS = 64
 TIME_LIMIT = 25  # several time-limit truncations inside one rollout
@@ -39,9 +39,8 @@ def _ppo(reward_fn, normalizer=None, wrap=lambda env: env):
     recorder = RolloutRecorder(DummyVecEnv([env_fn]), capacity=N_STEPS, env_id="Pendulum-v1")
     venv = VecNormalize(recorder, norm_obs=True, norm_reward=False)
     ppo = RelabelingPPO("MlpPolicy", venv, n_steps=N_STEPS, batch_size=32, n_epochs=1, seed=0, device="cpu",
-                        policy_kwargs={"net_arch": [8]})
-    ppo.recorder, ppo.reward_fn = recorder, reward_fn
-    ppo.return_normalizer = normalizer or _Identity()
+                        policy_kwargs={"net_arch": [8]},
+                        hooks=RolloutHooks(recorder, normalizer or _Identity(), reward_fn))
     return ppo, recorder
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pbrl.segments import HeldOutSample, RolloutRecord, Segment, SegmentBuffer, cut_segments, stack
+from pbrl.heldout import HeldOutSample
+from pbrl.segments import RolloutRecord, Segment, SegmentBuffer, cut_segments, stack
 
 
 def _rollout(dones: np.ndarray, with_states: bool = True, policy_step: int = 4096) -> RolloutRecord:
@@ -192,6 +193,17 @@ def test_sample_pairs_never_pairs_segment_with_itself(n_segments, n_pairs):
     assert ((pairs >= 0) & (pairs < n_segments)).all()
     # every ordered pair of distinct segments turns up: the draw is not stuck on a few
     assert len({tuple(p) for p in pairs.tolist()}) == n_segments * (n_segments - 1)
+
+
+@pytest.mark.parametrize(("n_segments", "limit"), [(5, None), (5, 5), (5, 8), (30, 10)])
+def test_a_sample_of_the_buffer_is_bounded_in_buffer_order_and_draws_only_when_it_must(n_segments, limit):
+    buf = SegmentBuffer(50)
+    buf.extend(_tagged(i) for i in range(n_segments))
+    rng = np.random.default_rng(0)
+    before = rng.bit_generator.state
+    steps = [s.policy_step for s in buf.sample(limit, rng)]
+    assert len(steps) == min(n_segments, limit or n_segments) and steps == sorted(set(steps))
+    assert (rng.bit_generator.state == before) == (limit is None or n_segments <= limit)
 
 
 def test_sample_pairs_needs_two_segments():

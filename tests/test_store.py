@@ -334,18 +334,18 @@ def test_a_schema_1_store_is_migrated(tmp_path):
 
 def test_the_segment_cache_is_bounded_and_evicted_segments_read_back(tmp_path, monkeypatch):
     """Only recently used segments stay in memory (an unbounded cache grew by 706 KB per Atari segment asked)."""
-    import pbrl.store
+    import pbrl.store.packing
 
     rng = np.random.default_rng(0)
     segs = [_segment(rng, t=100) for _ in range(20)]
-    monkeypatch.setattr(pbrl.store, "SEGMENT_CACHE_BYTES", 4 * pbrl.store._nbytes(segs[0]))
+    monkeypatch.setattr(pbrl.store.packing, "SEGMENT_CACHE_BYTES", 4 * pbrl.store.packing.nbytes(segs[0]))
     with PreferenceStore(tmp_path / "prefs.sqlite") as store:
         _, seg_ids = store.add_queries(list(zip(segs[::2], segs[1::2], strict=True)), ["train"] * 10, 0, 0)
         assert len(store._segment_cache) == 4
         for (a, b), (first, second) in zip(seg_ids, zip(segs[::2], segs[1::2], strict=True), strict=True):
             _assert_same_segment(store.segment(a), first)
             _assert_same_segment(store.segment(b), second)
-        assert len(store._segment_cache) == 4 and store._cache_bytes == 4 * pbrl.store._nbytes(segs[0])
+        assert len(store._segment_cache) == 4 and store._cache_bytes == 4 * pbrl.store.packing.nbytes(segs[0])
 
 
 # -- a store that cannot be used, and read-only readers ------------------------------------------------------------
@@ -760,3 +760,97 @@ def test_a_reader_reads_a_store_in_a_directory_it_cannot_write(run_dir, writer_r
     finally:
         if writer is not None:
             writer.communicate("\n", timeout=30)
+
+
+# -- schema 3: who answered how, request keys, invitations ---------------------------------------------------------
+
+def _as_schema_2(path: Path) -> None:
+    """Turn a store made now into one as pbrl wrote it with schema 2 (before pbrl serve)."""
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX events_request_key")
+    for column in ("shown_at", "response_s", "request_key"):
+        conn.execute(f"ALTER TABLE events DROP COLUMN {column}")
+    conn.execute("DROP TABLE invitations")
+    conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+
+
+def _columns(path: Path, table: str) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+    finally:
+        conn.close()
+
+
+def test_a_schema_2_store_is_migrated_with_its_answers_kept(tmp_path):
+    path = tmp_path / "p.sqlite"
+    _made_store(path)
+    _as_schema_2(path)
+    with PreferenceStore(path, readonly=True) as store:  # read as it stands, not migrated
+        assert store.counts() == StoreCounts(n_labels=2, n_pending=3, n_incomparable=1, n_asked=6)
+    assert "request_key" not in _columns(path, "events")
+    with PreferenceStore(path) as store:
+        assert store.counts() == StoreCounts(n_labels=2, n_pending=3, n_incomparable=1, n_asked=6)
+        assert store.answer(4, 1.0, "alice", shown_at=3.0, response_s=1.5, request_key="k" * 16)
+        assert store._conn.execute("SELECT labeler, shown_at, response_s, request_key FROM events WHERE "
+                                   "comparison_id=4").fetchall() == [("alice", 3.0, 1.5, "k" * 16)]
+    assert _columns(path, "events")[-3:] == ["shown_at", "response_s", "request_key"]
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+    conn.close()
+
+
+def test_a_kill_during_the_migration_leaves_the_old_store_whole_and_the_next_open_migrates_it(tmp_path):
+    path = tmp_path / "p.sqlite"
+    _made_store(path)
+    _as_schema_2(path)
+    code = "import sys; from pbrl.store import PreferenceStore; PreferenceStore(sys.argv[1])"
+    done = subprocess.run([sys.executable, "-c", code, str(path)], env={**os.environ, "PBRL_KILL_AT": "store-migrate"},
+                          capture_output=True)
+    assert done.returncode == -9  # killed inside the migration's transaction, before its commit
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+    conn.close()
+    assert "request_key" not in _columns(path, "events")
+    with PreferenceStore(path) as store:
+        assert store.counts() == StoreCounts(n_labels=2, n_pending=3, n_incomparable=1, n_asked=6)
+        assert [c.label for c in store.answered()] == [1.0, 0.0]
+    assert "request_key" in _columns(path, "events")
+
+
+def test_a_request_key_makes_an_answer_and_an_undo_happen_once(tmp_path):
+    store, ids = _pending_store(tmp_path / "p.sqlite", 2)
+    with store:
+        assert store.answer(ids[0], 1.0, "alice", request_key="a" * 16)
+        assert not store.answer(ids[0], 1.0, "alice", request_key="a" * 16)  # a retry: nothing stored
+        with pytest.raises(LeaseError, match="used for another request"):
+            store.answer(ids[1], 1.0, "alice", request_key="a" * 16)
+        assert store.undo(ids[0], "alice", "alice:1", 60.0, request_key="u" * 16)
+        assert not store.undo(ids[0], "alice", "alice:1", 60.0, request_key="u" * 16)
+        assert not store.answer(ids[0], 1.0, "alice", request_key="a" * 16)  # still once, after the undo
+        assert store.event_of_request("a" * 16) == (ids[0], "alice", "answer")
+        assert store.event_of_request("b" * 16) is None
+        kinds = store._conn.execute("SELECT kind FROM events ORDER BY id").fetchall()
+        assert kinds == [("answer",), ("undo",)] and store.comparison(ids[0]).status == "pending"
+
+
+def test_invitations_store_only_token_hashes_and_revoke_closes_every_link_of_a_name(tmp_path):
+    from pbrl.store.invitations import check_name, invite, labelers, open_tokens, revoke, token_hash
+
+    path = tmp_path / "p.sqlite"
+    with PreferenceStore(path) as store:
+        tokens = [invite(store, "alice"), invite(store, "alice"), invite(store, "bob")]
+        assert len(set(tokens)) == 3 and all(len(t) >= 32 for t in tokens)  # 192 random bits each
+        assert open_tokens(store) == {token_hash(tokens[0]): "alice", token_hash(tokens[1]): "alice",
+                                      token_hash(tokens[2]): "bob"}
+        assert revoke(store, "alice") == 2 and revoke(store, "alice") == 0
+        assert open_tokens(store) == {token_hash(tokens[2]): "bob"}
+        assert labelers(store) == {"alice": 0, "bob": 1}
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("p.sqlite*"))
+    assert not any(t.encode() in raw for t in tokens)
+    for bad in ("", "a b", "-x", "x" * 65, "é", "a/b"):
+        with pytest.raises(ValueError, match="a labeler's name"):
+            check_name(bad)

@@ -1,5 +1,5 @@
-"""Tests for ``pbrl.trainer``: bagging, adaptive L2, that fitting learns a simple true reward, and that it stops with
-one line on NaN or inf."""
+"""Tests for ``pbrl.reward.trainer``: bagging, adaptive L2, that fitting learns a simple true reward, and that it
+stops with one line on NaN or inf."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import pytest
 import torch
 
 from pbrl.finite import NonFiniteError
-from pbrl.frames import PackedObs, PackedPairs
-from pbrl.reward_model import RewardEnsemble, RewardModelConfig
-from pbrl.trainer import PreferenceDataset, RewardTrainer, TrainerConfig
+from pbrl.reward import PreferenceDataset, RewardEnsemble, RewardModelConfig, RewardTrainer, TrainerConfig
+from pbrl.reward.frames import PackedObs, PackedPairs
 
 OBS_DIM, ACT_DIM, SEG_LEN = 2, 1, 5
 

@@ -524,7 +524,7 @@ def test_closing_the_ui_window_early_is_told_on_the_console(capsys):
     import sys
     from types import SimpleNamespace
 
-    from pbrl.cli import _watch_window
+    from pbrl.commands.train import _watch_window
 
     for code, pretrained, want in [(0, False, "closed before the first 5 labels were in; training waits"),
                                    (3, True, "stopped with exit code 3; training goes on")]:

@@ -17,7 +17,7 @@ MISSING = [t for t in ("Xvfb", "xdotool", "import") if shutil.which(t) is None]
 @pytest.mark.slow
 @pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)} (apt-get install xvfb xdotool imagemagick)")
 def test_a_person_under_x_labels_a_live_run_and_nothing_is_lost(tmp_path):
-    """A short version of scripts/person_under_x.py: 12 answers at a quick pace, q to quit, then q in a --ui window
+    """A short version of scripts/ui/person_under_x.py: 12 answers at a quick pace, q to quit, then q in a --ui window
     before the initial labels."""
     out = tmp_path / "person"
     done = subprocess.run([sys.executable, str(SCRIPT), "--answers", "12", "--min-s", "0.3", "--max-s", "0.6",

@@ -1,7 +1,8 @@
 """The pygame clip-comparison app (an extra: ``pip install "pbrl[ui]"``).
 
-``pbrl label --run-dir DIR`` opens it against a run's store. ``session`` (leases, rendering ahead, answers) and
-``render`` (clips from saved simulator states) do not need pygame; ``app`` does.
+``pbrl label --run-dir DIR`` opens it against a run's store. ``session`` (leases, rendering ahead, answers, undo: the
+labelling core that ``pbrl serve``'s page uses too), ``progress`` (what a labeler is told about the run), ``render``
+(clips from saved simulator states) and ``layout`` do not need pygame; ``app`` does.
 """
 
 from __future__ import annotations

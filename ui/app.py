@@ -10,21 +10,23 @@ counts only for a pair that has been drawn; one that comes before is refused wit
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pbrl.run_dir import RunDir
 from pbrl.ui import require_pygame
-from pbrl.ui.session import Item, LabelSession
+from pbrl.ui.layout import Layout, default_clip_height
+from pbrl.ui.progress import RunInfo, RunWatcher, agent_words, progress_line, waiting_text
+from pbrl.ui.session import SAID, Item, LabelSession
+
+__all__ = ["LabelApp", "Layout", "NoScreen", "RunInfo", "action_for", "default_clip_height", "screen_size"]
 
 pygame = require_pygame()
 
@@ -36,9 +38,6 @@ BG, FG, DIM, ACCENT, WARN = (24, 26, 30), (230, 232, 236), (150, 155, 165), (90,
 BUTTONS = (("left", "< Left is better"), ("equal", "Equally good (up)"), ("cant_tell", "Can't tell (down)"),
            ("right", "Right is better >"))
 SHORT = {"left": "< Left", "equal": "Equal", "cant_tell": "Can't tell", "right": "Right >"}  # on narrow buttons
-SAID = {"left": "left is better", "right": "right is better", "equal": "equally good", "cant_tell": "can't tell"}
-WINDOW_SHARE = 2 / 3  # of the screen's width, for a window opened at its default size
-BASE_WIDTH = 760  # the window width at which text is drawn at its base size
 
 
 def action_for(key: int, mod: int, text: str) -> str | None:
@@ -58,66 +57,6 @@ def action_for(key: int, mod: int, text: str) -> str | None:
               pygame.K_SPACE: "pause", pygame.K_r: "replay", pygame.K_u: "undo", pygame.K_BACKSPACE: "undo",
               pygame.K_q: "quit", pygame.K_ESCAPE: "quit"}
     return by_key.get(key)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where everything goes in a ``width`` x ``height`` window for clips of aspect ``clip_aspect`` (w / h)."""
-
-    width: int
-    height: int
-    scale: float  # of the text and the spacing
-    clips: tuple[tuple[int, int, int, int], tuple[int, int, int, int]]  # (x, y, w, h) of the left and right clip
-    buttons: tuple[tuple[int, int, int, int], ...]  # (x, y, w, h), in the order of BUTTONS
-    title_y: int
-    status_y: tuple[int, int]
-    message_y: int
-    help_y: tuple[int, int]
-    text_width: int  # every line of text fits in this width
-
-    @staticmethod
-    def chrome(scale: float) -> tuple[int, int]:
-        """Pixels above and below the clips at ``scale``."""
-        return round(96 * scale), round(140 * scale)
-
-    @classmethod
-    def fit(cls, width: int, height: int, clip_aspect: float) -> Layout:
-        scale = min(max(width / BASE_WIDTH, 0.7), 2.5)
-        margin, gap = round(20 * scale), round(20 * scale)
-        above, below = cls.chrome(scale)
-        clip_h = max(min(height - above - below, (width - 2 * margin - gap) / (2 * clip_aspect)), 8)
-        clip_w = clip_h * clip_aspect
-        span = 2 * clip_w + gap
-        x0 = (width - span) / 2
-        left = (round(x0), above, round(clip_w), round(clip_h))
-        right = (round(x0 + clip_w + gap), above, round(clip_w), round(clip_h))
-        y = round(above + clip_h + 12 * scale)
-        space = 8 * scale
-        bw = (max(span, 4 * 40 * scale) - 3 * space) / 4  # the buttons span the clips (or a minimum width)
-        bx0 = (width - (4 * bw + 3 * space)) / 2
-        buttons = tuple((round(bx0 + k * (bw + space)), y, round(bw), round(34 * scale)) for k in range(4))
-        below_buttons = y + round(34 * scale)
-        return cls(width, height, scale, (left, right), buttons, title_y=round(22 * scale),
-                   status_y=(round(46 * scale), round(68 * scale)), message_y=below_buttons + round(12 * scale),
-                   help_y=(below_buttons + round(38 * scale), below_buttons + round(58 * scale)),
-                   text_width=width - 2 * margin)
-
-    @classmethod
-    def window_for(cls, clip_height: int, clip_aspect: float) -> tuple[int, int]:
-        """The window size whose layout shows clips ``clip_height`` pixels tall."""
-        width = BASE_WIDTH
-        for _ in range(8):  # the scale depends on the width, and the width on the scale: a few rounds settle it
-            scale = min(max(width / BASE_WIDTH, 0.7), 2.5)
-            width = round(2 * clip_height * clip_aspect + 60 * scale)
-        above, below = cls.chrome(min(max(width / BASE_WIDTH, 0.7), 2.5))
-        return max(width, 480), clip_height + above + below
-
-
-def default_clip_height(screen: tuple[int, int], clip_aspect: float) -> int:
-    """The clip height of a window about two thirds of the screen's width that fits the screen's height."""
-    width = int(screen[0] * WINDOW_SHARE)
-    layout = Layout.fit(width, int(screen[1] * 0.85), clip_aspect)
-    return max(layout.clips[0][3], 32)
 
 
 class NoScreen(ValueError):
@@ -144,29 +83,6 @@ def screen_size() -> tuple[int, int]:
     return sizes[0] if sizes else (1280, 800)
 
 
-@dataclass
-class RunInfo:
-    """What the status line shows about the training side (re-read about once a second)."""
-
-    budget: int = 0
-    timesteps: int | None = None
-    val_accuracy: float | None = None
-    n_labels: int = 0
-    n_pending: int = 0
-    n_leased: int = 0
-    n_incomparable: int = 0
-    n_asked: int = 0
-    finished: bool = False  # the run wrote metrics.json
-    pretrained: bool = False
-    next_round_step: int | None = None
-    trainer_pid: int | None = None  # 0: no trainer holds the run; None: the OS does not say
-
-    @property
-    def n_answered(self) -> int:
-        """Every answer a person gave, "can't tell" included: each took their time and counts against the budget."""
-        return self.n_labels + self.n_incomparable
-
-
 class LabelApp:
     def __init__(self, run_dir: str | Path, session: LabelSession, instructions: str = "", clip_size: int = 256,
                  log_dir: str | Path | None = None, clip_aspect: float = 1.0, window: tuple[int, int] | None = None):
@@ -190,7 +106,7 @@ class LabelApp:
         self.message, self.message_color = "", ACCENT
         self.info = RunInfo()
         self._info_at = 0.0
-        self._round_steps: int | None = None
+        self._watcher = RunWatcher(self.run_dir, session.store)
         self._pending_answer_at: float | None = None  # when the last answer was stored, until the next pair shows
         self.delays_ms: list[float] = []
         self._shown: Item | None = None
@@ -285,68 +201,19 @@ class LabelApp:
         if time.time() - self._info_at < 1.0:
             return
         self._info_at = time.time()
-        counts = self.session.store.counts()
-        info = dataclasses.replace(self.info, n_labels=counts.n_labels, n_pending=counts.n_pending,
-                                   n_leased=counts.n_leased, n_incomparable=counts.n_incomparable,
-                                   n_asked=counts.n_asked, finished=self.run_dir.metrics.exists(),
-                                   trainer_pid=self.run_dir.writer_pid())
-        try:
-            if not info.budget:  # the config never changes what was asked once the run exists
-                from pbrl.config import TrainConfig
-
-                cfg = TrainConfig.load(self.run_dir.config)
-                info.budget, self._round_steps = cfg.n_labels, cfg.round_steps
-            if self.run_dir.holds_checkpoint():
-                state = self.run_dir.read_json(self.run_dir.state)
-                info.timesteps = state.get("num_timesteps")
-                info.pretrained = bool(state.get("pretrained"))
-                info.val_accuracy = state.get("last_fit", {}).get("val_accuracy")
-                if self._round_steps and info.timesteps is not None:
-                    info.next_round_step = (info.timesteps // self._round_steps + 1) * self._round_steps
-        except (OSError, ValueError):  # a file being replaced right now: keep the last figures
-            pass
-        self.info = info
-        if info.finished:
+        self.info = self._watcher.read(self.info)
+        if self.info.finished:
             self.session.close_run()
 
     def status_lines(self) -> tuple[str, str]:
         """Answers against the budget (can't-tell ones included), queued, rate, ETA; then the training side."""
-        i, rate = self.info, self.session.stats.per_minute()
-        left = max(i.budget - i.n_answered, 0)
-        eta = f"{left / rate:.0f} min" if rate > 0 and left else "-"
-        answered = f"answered {i.n_answered}/{i.budget}"
-        if i.n_incomparable:
-            answered += f" ({i.n_incomparable} can't tell)"
-        labels = [answered, f"queued {i.n_pending}", f"{rate:.1f} labels/min", f"ETA {eta}"]
-        agent = [f"agent step {i.timesteps:,}" if i.timesteps is not None else "agent not started"]
-        if i.val_accuracy is not None:
-            agent.append(f"reward model val acc {i.val_accuracy:.2f}")
+        agent = agent_words(self.info)
         agent.append("clips paused (space)" if self.paused else f"clips at {self.speed:g}x")
-        return "   ".join(labels), "   ".join(agent)
+        return progress_line(self.info, self.session.stats.per_minute()), "   ".join(agent)
 
     def waiting_text(self) -> str:
         """What the window waits for when no pair is on screen."""
-        i, run = self.info, self.run_dir.path
-        if self.session.error is not None:
-            return f"clips cannot be rendered: {self.session.error}"
-        if i.finished:
-            return f"Training has finished: all {i.n_answered} answers are in. Thank you! Close the window (q)."
-        if i.budget and i.n_answered >= i.budget:
-            return f"The label budget is spent: all {i.budget} answers are in. Close the window (q)."
-        if self.session.idle:
-            return "Paused because you were away: press any key to go on"
-        if self.session.has_next():
-            return "Loading the next pair..."
-        if i.n_pending > i.n_leased:
-            return "Loading the next pair..."
-        if i.trainer_pid == 0:
-            return f"The trainer is not running: start it with  pbrl train --resume --run-dir {run}"
-        if i.n_pending:
-            return "Every open question is on another labeler's screen; more come with the trainer's next round"
-        if not i.pretrained:
-            return "Waiting for the trainer's first questions..."
-        step = f" at agent step {i.next_round_step:,}" if i.next_round_step else ""
-        return f"All caught up: the trainer asks its next questions{step}"
+        return waiting_text(self.info, self.run_dir.path, self.session)
 
     # -- drawing -------------------------------------------------------------------------------------
 

@@ -19,8 +19,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from pbrl.envs.atari import AtariClipRenderer, game_of
+from pbrl.envs.atari import AtariClipRenderer
 from pbrl.envs.render import ClipRenderer, RenderStopped, check_clip_size
+from pbrl.families import game_of
 from pbrl.segments import Segment
 
 __all__ = ["AutoRenderer", "ClipRenderer", "FrameRenderer", "ObservationBars", "RenderStopped", "StackedFrames",

@@ -1,10 +1,15 @@
 """One person's labelling session against a run's store: leases, clips rendered ahead, answers, undo.
 
-No pygame here, so the logic is testable on its own. A session holds its pairs under a lease in the store (a token
-per window), so two windows on one run never get the same pair; a background thread leases the next pairs and
-renders their clips ahead of time, so the next pair is ready the moment an answer is stored. Leases are renewed
-while the person is active; after ``lease_s`` without any input the session gives its pairs back to the queue.
-Every answer is committed to the store before ``answer`` returns.
+This is the labelling core that both front ends use: the pygame window (``pbrl.ui.app``) and ``pbrl serve``'s page
+(``pbrl.web``); no pygame here, so the logic is testable on its own. A session holds its pairs under a lease in the
+store (a token per session), so two sessions on one run never get the same pair; a background thread leases the
+next pairs and renders their clips ahead of time, so the next pair is ready the moment an answer is stored. Leases
+are renewed while the person is active; after ``lease_s`` without any input the session gives its pairs back to the
+queue. Every answer is committed to the store before ``answer`` returns.
+
+What "rendering" makes of a segment is the renderer's business: the window's renderers return frames
+(``(T, H, W, 3)`` arrays), the page's returns the segment's clip encoded as a video file. The session only carries
+them, in the order shown.
 """
 
 from __future__ import annotations
@@ -16,23 +21,29 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from pbrl.store import Comparison, LeaseError, PreferenceStore
-from pbrl.ui.render import FrameRenderer, RenderStopped
+from pbrl.ui.render import RenderStopped
 
 #: What each choice means for the segment shown on the left: P(left preferred), NaN = can't tell (dropped).
 CHOICES = {"left": 1.0, "right": 0.0, "equal": 0.5, "cant_tell": math.nan}
+#: Each choice in words, as the front ends say what was saved.
+SAID = {"left": "left is better", "right": "right is better", "equal": "equally good", "cant_tell": "can't tell"}
+
+
+ClipT = TypeVar("ClipT")
 
 
 @dataclass
-class Item:
+class Item(Generic[ClipT]):
     """A leased comparison with its two clips, in the order shown."""
 
     comparison: Comparison
-    left: np.ndarray  # (T, H, W, 3) uint8
-    right: np.ndarray
+    left: ClipT  # the window's: (T, H, W, 3) uint8 frames; the page's: an encoded video
+    right: ClipT
     swapped: bool  # True: the comparison's first segment is on the right
     fps: float
     shown_at: float | None = None  # when the window first drew it: only a pair the person has seen is answered
@@ -60,9 +71,13 @@ class SessionStats:
 class LabelSession:
     """Lease, prefetch and answer comparisons of the store at ``store_path`` as ``name``."""
 
-    def __init__(self, store_path, name: str, renderer_factory: Callable[[], FrameRenderer], ahead: int = 3,
-                 lease_s: float = 120.0, seed: int | None = None):
+    def __init__(self, store_path, name: str, renderer_factory: Callable[[], Any], ahead: int = 3,
+                 lease_s: float = 120.0, seed: int | None = None, on_change: Callable[[], None] | None = None):
+        """``renderer_factory`` builds, in the background thread, what renders a segment's clip (``fps`` and
+        ``frames(segment, should_stop)``, as ``pbrl.ui.render.FrameRenderer``); ``on_change`` is called (from any
+        thread, quickly) when the pair to show may have changed: one became ready, was lost or given back."""
         self.store_path, self.name, self.lease_s, self.ahead = store_path, name, lease_s, ahead
+        self._on_change = on_change
         self.token = f"{name}:{uuid.uuid4().hex[:8]}"
         self.store = PreferenceStore(store_path)
         self.stats = SessionStats()
@@ -71,7 +86,8 @@ class LabelSession:
         self.history: list[Item] = []  # answered in this session, for undo
         self._ready: deque[Item] = deque()
         self._in_flight: set[int] = set()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the queue: current, ready, in flight
+        self._busy = threading.RLock()  # one answer or undo at a time (a page may send two at once)
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._closed_run = threading.Event()  # the run has finished: no more pairs are offered
@@ -119,8 +135,10 @@ class LabelSession:
                         store.release([comp.id], self.token)
                     else:
                         self._ready.append(item)
+                self._changed()
         except BaseException as exc:  # surfaced on screen by the app, never a silent dead thread
             self.error = exc
+            self._changed()
         finally:
             if renderer is not None and hasattr(renderer, "close"):
                 try:
@@ -129,7 +147,11 @@ class LabelSession:
                     pass
             store.close()
 
-    # -- the main thread -------------------------------------------------------------------------------
+    # -- the main thread (the window's; the page's request handlers) --------------------------------------
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
 
     def held_ids(self) -> list[int]:
         """Ids this session holds: on screen, rendered and waiting, or being rendered (call under the lock)."""
@@ -144,6 +166,20 @@ class LabelSession:
         """A pair is rendered and waiting, or being rendered now."""
         with self._lock:
             return bool(self._ready or self._in_flight)
+
+    def queued(self) -> list[Item]:
+        """The pairs rendered and waiting, next first."""
+        with self._lock:
+            return list(self._ready)
+
+    def held(self) -> list[Item]:
+        """The pair on screen (if any) and those rendered and waiting."""
+        with self._lock:
+            return ([self.current] if self.current is not None else []) + list(self._ready)
+
+    def find(self, comparison_id: int) -> Item | None:
+        """The held pair ``comparison_id`` (on screen or rendered and waiting), or None."""
+        return next((i for i in self.held() if i.comparison.id == comparison_id), None)
 
     def next(self) -> Item | None:
         """Put the next rendered pair on screen (None when nothing is ready yet); the window marks it ``shown``
@@ -165,6 +201,7 @@ class LabelSession:
         if not self._closed_run.is_set():
             self._closed_run.set()
             self._give_back()
+            self._changed()
 
     @property
     def run_closed(self) -> bool:
@@ -188,15 +225,19 @@ class LabelSession:
             return
         if now - self.last_input > self.lease_s:
             self._go_idle()
+            self._changed()
         elif now - self._last_renewal > self.lease_s / 4:
             with self._lock:
                 ids = self.held_ids()
             held = set(self.store.renew_leases(ids, self.token, self.lease_s))
             self._last_renewal = now
             with self._lock:  # a lease lost (another window took a lapsed pair) is never shown here again
+                lost = self.current is not None and self.current.comparison.id not in held
                 self._ready = deque(i for i in self._ready if i.comparison.id in held)
-                if self.current is not None and self.current.comparison.id not in held:
+                if lost:
                     self.current = None
+            if lost:
+                self._changed()
 
     def _go_idle(self) -> None:
         self._idle.set()
@@ -209,44 +250,57 @@ class LabelSession:
             self.current = None
         self.store.release(ids, self.token)
 
-    def answer(self, choice: str) -> bool:
-        """Store the person's choice for the pair on screen; False if no pair has been shown, or if the pair was no
-        longer ours."""
-        item = self.current
-        if item is None or item.shown_at is None:
-            return False
-        now = time.time()
-        try:
-            self.store.answer(item.comparison.id, item.label_for_first(choice), self.name,
-                              response_s=now - (item.shown_at or now), swapped=item.swapped, shown_at=item.shown_at,
-                              session=self.token)
-        except LeaseError:
+    def answer(self, choice: str, comparison_id: int | None = None, request_key: str | None = None) -> bool:
+        """Store the person's choice for the pair on screen; False if no pair has been shown, if it is not
+        ``comparison_id`` (when given: the pair the page answered), if the pair was no longer ours, or if
+        ``request_key`` (a page's key for its request) was stored before."""
+        with self._busy:
+            item = self.current
+            if item is None or item.shown_at is None:
+                return False
+            if comparison_id is not None and item.comparison.id != comparison_id:
+                return False
+            now = time.time()
+            try:
+                stored = self.store.answer(item.comparison.id, item.label_for_first(choice), self.name,
+                                           response_s=now - (item.shown_at or now), swapped=item.swapped,
+                                           shown_at=item.shown_at, session=self.token, request_key=request_key)
+            except LeaseError:
+                with self._lock:
+                    if self.current is item:
+                        self.current = None
+                self._changed()
+                return False
+            if not stored:
+                return False
             with self._lock:
+                self.history.append(item)
                 self.current = None
-            return False
-        with self._lock:
-            self.history.append(item)
-            self.current = None
-        self.stats.answered += 1
-        self.stats.answer_times.append(now)
-        self._wake.set()
-        return True
+            self.stats.answered += 1
+            self.stats.answer_times.append(now)
+            self._wake.set()
+            return True
 
-    def undo(self) -> Item | None:
-        """Take back this session's last answer and show that pair again (the undo is recorded in the store)."""
-        if not self.history:
-            return None
-        item = self.history.pop()
-        self.store.undo(item.comparison.id, self.name, self.token, self.lease_s)
-        with self._lock:
-            if self.current is not None:
-                self._ready.appendleft(self.current)
-            item.shown_at = time.time()
-            self.current = item
-        self.stats.answered -= 1
-        if self.stats.answer_times:
-            self.stats.answer_times.pop()
-        return item
+    def undo(self, comparison_id: int | None = None, request_key: str | None = None) -> Item | None:
+        """Take back this session's last answer and show that pair again (the undo is recorded in the store);
+        None if there is none, if it is not ``comparison_id`` (when given: the pair the page means), or if
+        ``request_key`` (a page's key for its request) was done before."""
+        with self._busy:
+            if not self.history or comparison_id not in (None, self.history[-1].comparison.id):
+                return None
+            item = self.history[-1]
+            if not self.store.undo(item.comparison.id, self.name, self.token, self.lease_s, request_key):
+                return None
+            self.history.pop()
+            with self._lock:
+                if self.current is not None:
+                    self._ready.appendleft(self.current)
+                item.shown_at = time.time()
+                self.current = item
+            self.stats.answered -= 1
+            if self.stats.answer_times:
+                self.stats.answer_times.pop()
+            return item
 
     def close(self) -> None:
         """Stop rendering (a clip is abandoned between frames) and give every held pair back to the queue."""
