@@ -11,7 +11,9 @@ the fix.
     sqlite.py       SQLite errors as one-line StoreErrors; the write transaction
     schema.py       the tables, commented; creating, migrating and opening a store
     packing.py      segments packed as compressed arrays, checked for NaN first
-    preferences.py  PreferenceStore: asking, leasing, answering, undo, reading
+    records.py      Comparison and StoreCounts, what the store hands out
+    answers.py      leases, answers and undo: the half of PreferenceStore that labelling front ends use
+    preferences.py  PreferenceStore: opening, asking, reading (and answers.py's answering)
     invitations.py  the labelers pbrl serve lets in, by hashed token
 """
 

@@ -10,48 +10,21 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pbrl.segments import Segment
 from pbrl.store import packing
+from pbrl.store.answers import Answering
+from pbrl.store.records import COMPARISON_COLUMNS, Comparison, StoreCounts
 from pbrl.store.schema import open_readonly, open_writable
-from pbrl.store.sqlite import LeaseError, StoreError, store_errors, transaction, writer_lock
+from pbrl.store.sqlite import StoreError, store_errors, transaction, writer_lock
 
 
-@dataclass(frozen=True)
-class Comparison:
-    id: int
-    first_id: int
-    second_id: int
-    round: int
-    policy_step: int
-    split: str
-    status: str
-    label: float | None
-    labeler: str | None
-
-
-@dataclass(frozen=True)
-class StoreCounts:
-    n_labels: int  # answered with 0, 0.5 or 1
-    n_pending: int  # asked, not answered (leased ones included)
-    n_incomparable: int
-    n_asked: int
-    n_leased: int = 0  # pending and held by a labelling window right now
-
-
-_COMPARISON_COLUMNS = "id, first_id, second_id, round, policy_step, split, status, label, labeler"
-
-
-class PreferenceStore:
+class PreferenceStore(Answering):
     """SQLite-backed comparisons and segments of one run.
 
     ``readonly=True`` opens an existing store without writing anything to it (nor creating, nor migrating it), for
@@ -159,122 +132,6 @@ class PreferenceStore:
             self._cache(seg.with_id(sid))
         return ids, seg_pairs
 
-    # -- answering: leases, answers, undo --------------------------------------------------------------------
-
-    def answer(
-        self, comparison_id: int, label: float, labeler: str, response_s: float | None = None,
-        swapped: bool | None = None, shown_at: float | None = None, session: str | None = None,
-        request_key: str | None = None,
-    ) -> bool:
-        """Record one answer durably: a label in {0, 0.5, 1}, or NaN for "can't tell" (the pair is dropped).
-
-        With ``session`` (a labelling window's lease token) the answer is refused with ``LeaseError`` when another
-        session holds a live lease on the pair. With ``request_key`` (a page's key for its request) a request that
-        was stored before stores nothing and returns False; the same key for another answer is a ``LeaseError``.
-        Returns True when the answer was stored.
-        """
-        if not (math.isnan(label) or label in (0.0, 0.5, 1.0)):
-            raise ValueError(f"label must be 0, 0.5, 1 or NaN (incomparable), got {label}")
-        incomparable = math.isnan(label)
-        now = time.time()
-        with self._tx() as c:
-            if self._repeated(c, request_key, comparison_id, labeler, "answer"):
-                return False
-            cur = c.execute(
-                "UPDATE comparisons SET status=?, label=?, labeler=?, answered_at=?, response_s=?, swapped=?,"
-                " shown_at=?, leased_by=NULL, lease_expires=NULL WHERE id=? AND status='pending'"
-                " AND (? IS NULL OR leased_by IS NULL OR leased_by=? OR lease_expires < ?)",
-                ("incomparable" if incomparable else "answered", None if incomparable else float(label),
-                 labeler, now, response_s, None if swapped is None else int(swapped), shown_at, comparison_id,
-                 session, session, now),
-            )
-            if cur.rowcount != 1:
-                raise LeaseError(f"comparison {comparison_id} is not pending or is held by another labeler")
-            c.execute(
-                "INSERT INTO events (comparison_id, kind, label, labeler, at, shown_at, response_s, request_key)"
-                " VALUES (?, 'answer', ?, ?, ?, ?, ?, ?)",
-                (comparison_id, None if incomparable else float(label), labeler, now, shown_at, response_s,
-                 request_key),
-            )
-        return True
-
-    def lease_next(self, session: str, lease_s: float, exclude: Sequence[int] = ()) -> Comparison | None:
-        """Lease the oldest pending comparison that no live lease holds (and not in ``exclude``) to ``session``."""
-        now = time.time()
-        skip = ",".join(str(int(i)) for i in exclude) or "-1"
-        free = (f"FROM comparisons WHERE status='pending' AND id NOT IN ({skip})"
-                " AND (leased_by IS NULL OR lease_expires < ?) ORDER BY id LIMIT 1")
-        if not self.readonly and not self._rows(f"SELECT id {free}", (now,)):
-            return None  # a read first: sessions polling an empty queue take no write lock from those answering
-        with self._tx() as c:
-            row = c.execute(f"SELECT {_COMPARISON_COLUMNS} {free}", (now,)).fetchone()
-            if row is None:
-                return None
-            c.execute("UPDATE comparisons SET leased_by=?, lease_expires=? WHERE id=?",
-                      (session, now + lease_s, row[0]))
-        return Comparison(*row)
-
-    def renew_leases(self, comparison_ids: Sequence[int], session: str, lease_s: float) -> list[int]:
-        """Extend this session's leases; returns the ids it still holds (a lapsed one may have gone to another)."""
-        now = time.time()
-        held = []
-        with self._tx() as c:
-            for cid in comparison_ids:
-                cur = c.execute(
-                    "UPDATE comparisons SET leased_by=?, lease_expires=? WHERE id=? AND status='pending'"
-                    " AND (leased_by=? OR leased_by IS NULL OR lease_expires < ?)",
-                    (session, now + lease_s, int(cid), session, now))
-                if cur.rowcount == 1:
-                    held.append(int(cid))
-        return held
-
-    def release(self, comparison_ids: Sequence[int], session: str) -> None:
-        """Give this session's leases back (a window closing): the pairs return to the queue at once."""
-        with self._tx() as c:
-            for cid in comparison_ids:
-                c.execute("UPDATE comparisons SET leased_by=NULL, lease_expires=NULL WHERE id=? AND leased_by=?",
-                          (int(cid), session))
-
-    def undo(self, comparison_id: int, labeler: str, session: str, lease_s: float,
-             request_key: str | None = None) -> bool:
-        """Take back an answer: the comparison is pending again (leased to ``session``) and an 'undo' event says so.
-
-        The original answer stays in the events table; only answers given by ``labeler`` can be undone. With
-        ``request_key`` a request that was done before does nothing and returns False (as ``answer``).
-        """
-        now = time.time()
-        with self._tx() as c:
-            if self._repeated(c, request_key, comparison_id, labeler, "undo"):
-                return False
-            cur = c.execute(
-                "UPDATE comparisons SET status='pending', label=NULL, answered_at=NULL, response_s=NULL, swapped=NULL,"
-                " shown_at=NULL, leased_by=?, lease_expires=? WHERE id=? AND status!='pending' AND labeler=?",
-                (session, now + lease_s, comparison_id, labeler))
-            if cur.rowcount != 1:
-                raise LeaseError(f"comparison {comparison_id} has no answer by {labeler} to undo")
-            c.execute("UPDATE comparisons SET labeler=NULL WHERE id=?", (comparison_id,))
-            c.execute("INSERT INTO events (comparison_id, kind, label, labeler, at, request_key)"
-                      " VALUES (?, 'undo', NULL, ?, ?, ?)", (comparison_id, labeler, now, request_key))
-        return True
-
-    @staticmethod
-    def _repeated(c: Any, request_key: str | None, comparison_id: int, labeler: str, kind: str) -> bool:
-        """True if ``request_key`` was done before as this very request; the key used for another is a
-        ``LeaseError``."""
-        if request_key is None:
-            return False
-        done = c.execute("SELECT comparison_id, labeler, kind FROM events WHERE request_key=?",
-                         (request_key,)).fetchone()
-        if done is None:
-            return False
-        if tuple(done) != (comparison_id, labeler, kind):
-            raise LeaseError(f"request key {request_key!r} was used for another request")
-        return True
-
-    def answer_many(self, comparison_ids: Sequence[int], labels: np.ndarray, labeler: str) -> None:
-        for cid, label in zip(comparison_ids, labels, strict=True):
-            self.answer(int(cid), float(label), labeler)
-
     # -- reading -------------------------------------------------------------------------------------------
 
     def counts(self) -> StoreCounts:
@@ -285,12 +142,12 @@ class PreferenceStore:
         return StoreCounts(n_labels, n_pending, n_inc, n_labels + n_pending + n_inc, n_leased)
 
     def comparisons(self, status: str | None = None) -> list[Comparison]:
-        sql = f"SELECT {_COMPARISON_COLUMNS} FROM comparisons"
+        sql = f"SELECT {COMPARISON_COLUMNS} FROM comparisons"
         rows = self._rows(sql + (" WHERE status=?" if status else "") + " ORDER BY id", (status,) if status else ())
         return [Comparison(*r) for r in rows]
 
     def comparison(self, comparison_id: int) -> Comparison | None:
-        rows = self._rows(f"SELECT {_COMPARISON_COLUMNS} FROM comparisons WHERE id=?", (int(comparison_id),))
+        rows = self._rows(f"SELECT {COMPARISON_COLUMNS} FROM comparisons WHERE id=?", (int(comparison_id),))
         return Comparison(*rows[0]) if rows else None
 
     def event_of_request(self, request_key: str) -> tuple[int, str, str] | None:
