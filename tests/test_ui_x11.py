@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parents[1] / "scripts" / "person_under_x.py"
+SCRIPT = Path(__file__).parents[1] / "scripts" / "ui" / "person_under_x.py"
 MISSING = [t for t in ("Xvfb", "xdotool", "import") if shutil.which(t) is None]
 
 
