@@ -52,3 +52,20 @@ def load_script(path: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def human_run(tiny_config):
+    """A run with --labeler human and ``n`` pending queries on Pendulum segments (no simulator states)."""
+
+    def make(n: int = 6, **overrides):
+        from pbrl.loop import PreferenceRun
+
+        run = PreferenceRun.create(tiny_config(labeler="human", n_labels=40, **overrides))
+        run.collect_initial_segments()
+        ids = run.ask(n)
+        run.close()
+        assert len(ids) == n
+        return run.run_dir.path, ids
+
+    return make

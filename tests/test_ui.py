@@ -19,21 +19,6 @@ from pbrl.ui.render import ClipRenderer, ObservationBars  # noqa: E402
 from pbrl.ui.session import LabelSession  # noqa: E402
 
 
-@pytest.fixture
-def human_run(tiny_config):
-    """A run with --labeler human and ``n`` pending queries on Pendulum segments (no simulator states)."""
-
-    def make(n: int = 6, **overrides):
-        run = PreferenceRun.create(tiny_config(labeler="human", n_labels=40, **overrides))
-        run.collect_initial_segments()
-        ids = run.ask(n)
-        run.close()
-        assert len(ids) == n
-        return run.run_dir.path, ids
-
-    return make
-
-
 def _session(run_dir, name="alice", **kw) -> LabelSession:
     return LabelSession(run_dir / "preferences.sqlite", name, lambda: ObservationBars(48), seed=0, **kw)
 

@@ -25,7 +25,6 @@ pytest.importorskip("starlette")
 httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 
-from pbrl.loop import PreferenceRun  # noqa: E402
 from pbrl.run_dir import RunDir  # noqa: E402
 from pbrl.store import PreferenceStore  # noqa: E402
 from pbrl.store.invitations import invite, revoke  # noqa: E402
@@ -40,20 +39,6 @@ KEY = "k" * 16
 
 def _key(i: int) -> str:
     return f"request-key-{i:08d}"
-
-
-@pytest.fixture
-def human_run(tiny_config):
-    """A run with --labeler human and ``n`` pending queries on Pendulum segments (no simulator states)."""
-
-    def make(n: int = 6, **overrides):
-        run = PreferenceRun.create(tiny_config(labeler="human", n_labels=40, **overrides))
-        run.collect_initial_segments()
-        ids = run.ask(n)
-        run.close()
-        return run.run_dir.path, ids
-
-    return make
 
 
 class Live:
