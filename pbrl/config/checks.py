@@ -7,14 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 from pbrl.config.knobs import ConfigError
+from pbrl.config.tree import LABELERS
 
 
-def check_labeler(labeler: str, env_id: str, labelers: tuple[str, ...]) -> None:
+def check_labeler(labeler: str, env_id: str) -> None:
     from pbrl.judges import JUDGES, judge_name
 
     judge = judge_name(labeler)
-    if labeler not in labelers and judge not in JUDGES:
-        names = ", ".join([*labelers, *(f"judge:{j}" for j in JUDGES)])
+    if labeler not in LABELERS and judge not in JUDGES:
+        names = ", ".join([*LABELERS, *(f"judge:{j}" for j in JUDGES)])
         raise ConfigError(f"--labeler must be one of {names}, got {labeler!r}")
     if judge is not None and JUDGES[judge][0] != env_id:
         env = JUDGES[judge][0]

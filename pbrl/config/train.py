@@ -18,7 +18,7 @@ from typing import Any
 from pbrl.config.checks import check_device, check_labeler, check_ppo_preset, check_ppo_settings
 from pbrl.config.env_defaults import family_defaults
 from pbrl.config.knobs import ConfigError, flag_of, flat_name, problem
-from pbrl.config.tree import LABELERS, RunSettings
+from pbrl.config.tree import RunSettings
 
 
 def _knobs() -> dict[str, tuple[str | None, Field]]:
@@ -152,7 +152,7 @@ class TrainConfig(RunSettings):
             message = problem(self.value(name), f, flag_of(f))
             if message:
                 raise ConfigError(message)
-        check_labeler(self.labeler, self.env_id, LABELERS)
+        check_labeler(self.labeler, self.env_id)
         check_device(self.device)
         check_ppo_preset(self.env_id, self.ppo.preset)
         if self.env_kwargs is not None and not isinstance(self.env_kwargs, dict):
