@@ -16,6 +16,7 @@ import numpy as np
 
 from pbrl import RunDir, TrainConfig
 from pbrl.envs import make_env
+from pbrl.errors import UserError
 from pbrl.evaluation import load_saved_policy
 from pbrl.reward import load_ensemble
 
@@ -76,4 +77,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as exc:  # a run directory that holds no policy or reward model: one line
+        raise SystemExit(f"learned_return_of_policies: {exc}") from None
