@@ -34,29 +34,33 @@ def _shown(value: Any) -> str:
     return "inf" if isinstance(value, float) and math.isinf(value) else json.dumps(value) if value == "" else str(value)
 
 
-def _default_text(name: str, default: Any, env_id: str | None) -> str:
+def _env_values(env_id: str) -> dict[str, Any]:
+    """The knob values ``env_id`` gets where no flag is given and they differ from the knobs' own defaults: its
+    family's and task's, and the PPO preset it takes with that preset's number of env copies."""
+    from pbrl.families import default_preset, ppo_preset
+
+    return {**family_defaults(env_id, {}), "ppo_preset": default_preset(env_id),
+            "n_envs": ppo_preset(env_id)[0]["n_envs"]}
+
+
+def _default_text(name: str, default: Any, env_values: dict[str, Any] | None, env_id: str | None) -> str:
     """The help's "(default: ...)": the knob's own default and each family's or task's value where it differs, or,
     with ``--env ENV --help``, the value that env gets."""
-    if env_id is not None:
-        value = family_defaults(env_id, {}).get(name, default)
-        if name in ("ppo_preset", "n_envs") and not value:
-            from pbrl.families import ppo_preset
-
-            settings, source = ppo_preset(env_id)
-            value = source.split(":")[0] if name == "ppo_preset" else settings["n_envs"]
-        return f"(default for {env_id}: {_shown(value)})"
+    if env_values is not None:
+        return f"(default for {env_id}: {_shown(env_values.get(name, default))})"
     others = "; ".join(f"{where}: {_shown(value)}" for where, value in registry_values(name))
     return f"(default: {_shown(default)}{'; ' + others if others else ''})"
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, env_id: str | None = None) -> None:
+    env_values = _env_values(env_id) if env_id is not None else None
     for name, (_, f) in KNOBS.items():
         if not f.metadata["cli"]:
             continue
         kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
         parser.add_argument(flag_of(f), dest=name, type=kind, default=argparse.SUPPRESS, metavar=name.upper(),
                             choices=f.metadata["choices"],
-                            help=f"{f.metadata['help']} {_default_text(name, default_of(f), env_id)}")
+                            help=f"{f.metadata['help']} {_default_text(name, default_of(f), env_values, env_id)}")
 
 
 def build_parser(env_id: str | None = None) -> argparse.ArgumentParser:
