@@ -307,7 +307,7 @@ def test_an_answer_keeps_who_gave_it_when_it_was_shown_and_how_long_it_took(live
 
 @pytest.mark.parametrize(("choice", "p_left"), [("left", 1.0), ("right", 0.0), ("equal", 0.5), ("cant_tell", None)])
 def test_each_choice_stores_its_label_with_the_order_undone(live, choice, p_left):
-    server = live(n=8)
+    server = live(n=8, seed=0)  # seeded: both sides come up within six pairs every time
     seen_swapped = set()
     for i in range(6):
         pair = server.pair("alice")
@@ -611,3 +611,19 @@ def test_pbrl_and_its_other_commands_need_none_of_the_web_extra(human_run):
     done = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert done.stderr.strip() == 'pbrl: error: pbrl serve needs starlette: pip install "pbrl[web]"'
+
+
+def test_a_seeded_server_shows_each_labeler_the_same_sides_every_time(human_run):
+    run_dir, _ = human_run(4)
+
+    def sides(seed):
+        server = LabelServer(RunDir(run_dir), lambda: ObservationBars(32), run_dir / "web_clips" / "32px",
+                             log=lambda line: None, seed=seed)
+        out = [server._labeler(name).session.rng.random(8).round(6).tolist() for name in ("alice", "bob")]
+        for name in ("alice", "bob"):
+            server._drop(name)
+        return out
+
+    first, again, other = sides(3), sides(3), sides(4)
+    assert first == again and first != other
+    assert first[0] != first[1]  # two labelers do not share one sequence of sides

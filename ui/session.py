@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -72,7 +72,8 @@ class LabelSession:
     """Lease, prefetch and answer comparisons of the store at ``store_path`` as ``name``."""
 
     def __init__(self, store_path, name: str, renderer_factory: Callable[[], Any], ahead: int = 3,
-                 lease_s: float = 120.0, seed: int | None = None, on_change: Callable[[], None] | None = None):
+                 lease_s: float = 120.0, seed: int | Sequence[int] | None = None,
+                 on_change: Callable[[], None] | None = None):
         """``renderer_factory`` builds, in the background thread, what renders a segment's clip (``fps`` and
         ``frames(segment, should_stop)``, as ``pbrl.ui.render.FrameRenderer``); ``on_change`` is called (from any
         thread, quickly) when the pair to show may have changed: one became ready, was lost or given back."""

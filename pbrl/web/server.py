@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,8 +99,11 @@ class LabelServer:
 
     def __init__(self, run: RunDir, renderer_factory: Callable[[], Any], clip_root, instructions: str = "",
                  lease_s: float = 120.0, ahead: int = 1, n_encoders: int = 1, log: Callable[[str], None] = print,
-                 away_s: float = AWAY_S):
+                 away_s: float = AWAY_S, seed: int | None = None):
+        """``seed`` fixes which side each labeler's pairs are shown on (their session's generator is seeded with
+        it and the labeler's name); None draws it fresh."""
         self.run, self.instructions, self.lease_s, self.ahead, self.away_s = run, instructions, lease_s, ahead, away_s
+        self.seed = seed
         self.log = log
         self.store = PreferenceStore(run.store)
         self.cache = ClipCache(clip_root, run.store, renderer_factory, n_workers=n_encoders)
@@ -151,7 +155,8 @@ class LabelServer:
             lab = self._labelers.get(name)
             if lab is None:
                 session = LabelSession(self.run.store, name, lambda: CachedClips(self.cache), ahead=self.ahead,
-                                       lease_s=self.lease_s, on_change=lambda: self.notifier.notify(name))
+                                       lease_s=self.lease_s, on_change=lambda: self.notifier.notify(name),
+                                       seed=None if self.seed is None else [self.seed, zlib.crc32(name.encode())])
                 if self.info.finished:
                     session.close_run()
                 lab = self._labelers[name] = _Labeler(session)
