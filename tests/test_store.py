@@ -153,6 +153,21 @@ def test_nan_marks_incomparable_and_excluded_from_labelled(tmp_path):
         assert store.counts() == StoreCounts(n_labels=2, n_pending=0, n_incomparable=1, n_asked=3)
 
 
+def test_answer_many_stores_all_of_a_batch_or_none_of_it(tmp_path):
+    rng = np.random.default_rng(14)
+    with PreferenceStore(tmp_path / "p.sqlite") as store:
+        ids, _ = store.add_queries([(_segment(rng), _segment(rng)) for _ in range(3)], ["train"] * 3, 0, 0)
+        store.answer(ids[1], 1.0, "person")
+        with pytest.raises(LeaseError, match=f"comparison {ids[1]} is not pending"):
+            store.answer_many(ids, np.array([1.0, 0.0, 0.5]), "synthetic")  # the second was answered meanwhile
+        assert [c.status for c in store.comparisons()] == ["pending", "answered", "pending"]
+        with pytest.raises(ValueError, match="label"):
+            store.answer_many([ids[0], ids[2]], np.array([1.0, 0.3]), "synthetic")
+        assert store.counts().n_labels == 1
+        store.answer_many([ids[0], ids[2]], np.array([0.0, 0.5]), "synthetic")
+        assert [c.label for c in store.comparisons()] == [0.0, 1.0, 0.5]
+
+
 def test_counts(tmp_path):
     rng = np.random.default_rng(5)
     with PreferenceStore(tmp_path / "p.sqlite") as store:

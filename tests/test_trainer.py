@@ -11,6 +11,7 @@ import torch
 
 from pbrl.finite import NonFiniteError
 from pbrl.reward import PreferenceDataset, RewardEnsemble, RewardModelConfig, RewardTrainer, TrainerConfig
+from pbrl.reward.base import bradley_terry_loss
 from pbrl.reward.frames import PackedObs, PackedPairs
 
 OBS_DIM, ACT_DIM, SEG_LEN = 2, 1, 5
@@ -125,7 +126,7 @@ def test_fit_learns_simple_reward():
     rng = np.random.default_rng(3)
     data = _dataset(120, 0.25, rng)
     trainer = _trainer(seed=3, lr=3e-3, batch_size=30)
-    _, acc_before = trainer.evaluate(data, np.flatnonzero(data.is_val))
+    [(_, acc_before)] = trainer.evaluate(data, np.flatnonzero(data.is_val))
     stats = trainer.fit(data, n_epochs=200)
     assert stats.n_train == 90 and stats.n_val == 30
     assert stats.val_accuracy >= 0.9
@@ -134,7 +135,7 @@ def test_fit_learns_simple_reward():
     assert trainer.cfg.l2_min <= stats.l2 <= trainer.cfg.l2_max
     # the learned reward ranks fresh segments like the true one
     fresh = _dataset(200, 0.0, np.random.default_rng(4))
-    _, fresh_acc = trainer.evaluate(fresh, np.arange(200))
+    [(_, fresh_acc)] = trainer.evaluate(fresh, np.arange(200))
     assert fresh_acc >= 0.9
 
 
@@ -146,7 +147,7 @@ def test_max_batches_bounds_the_updates_and_the_pairs_scored():
     step = trainer.optimizer.step
     trainer.optimizer.step = lambda *a, **k: (steps.append(1), step(*a, **k))[1]
     evaluate = trainer.evaluate
-    trainer.evaluate = lambda d, idx, *rest: (scored.append(len(idx)), evaluate(d, idx, *rest))[1]
+    trainer.evaluate = lambda d, *groups, **kw: (scored.extend(map(len, groups)), evaluate(d, *groups, **kw))[1]
     trainer.fit(data, n_epochs=2)
     assert len(steps) == 2 * 3  # 3 minibatches an epoch instead of ~18
     assert scored == [48, 48, 48, 48]  # train and val losses on 3 x 16 pairs each epoch
@@ -229,3 +230,21 @@ def test_the_share_of_tied_validation_labels_is_reported_beside_the_accuracy(n_t
     stats = _trainer().fit(data, n_epochs=2)
     assert stats.val_tie_share == pytest.approx(n_ties / 8)
     assert math.isfinite(stats.val_accuracy) == accuracy_defined
+
+
+def test_one_pass_over_train_and_val_scores_each_group_as_it_would_alone():
+    rng = np.random.default_rng(3)
+    data = _dataset(120, 0.25, rng)
+    trainer = _trainer()
+    trainer.fit(data, n_epochs=2)
+    train, val = np.flatnonzero(~data.is_val), np.flatnonzero(data.is_val)
+    together = trainer.evaluate(data, train, val)
+    alone = trainer.evaluate(data, train) + trainer.evaluate(data, val)
+    assert np.allclose(together, alone, rtol=1e-5)
+    # and the same as the model's own reward of each segment, summed: the features computed once agree with raw
+    r = trainer.model.raw(data.obs[val], data.acts[val]).sum(-1)  # (M, P, 2)
+    labels = torch.as_tensor(data.labels[val], dtype=torch.float32)
+    expected = bradley_terry_loss(r[..., 0], r[..., 1], labels).mean().item()
+    assert together[1][0] == pytest.approx(expected, rel=1e-5)
+    assert trainer.evaluate(data, train, np.zeros(0, dtype=np.int64))[1] == pytest.approx((float("nan"),) * 2,
+                                                                                           nan_ok=True)

@@ -103,6 +103,8 @@ class EnsembleBase(nn.Module):
     packed_pairs: ClassVar[bool] = False
     #: At most this many of the recent segments are evaluated for the output statistics (None: all of them).
     max_stats_segments: ClassVar[int | None] = None
+    #: Pairs evaluated at once when a fit measures its losses (``pair_returns``): unpacked image pairs are 1.4 MB.
+    eval_chunk: ClassVar[int] = 64
     #: Relabelling a rollout may use every core: the envs wait for it, and a CNN pass is the round's big cost.
     relabel_on_all_cores: ClassVar[bool] = False
 
@@ -130,6 +132,15 @@ class EnsembleBase(nn.Module):
 
     def raw(self, obs: np.ndarray | torch.Tensor, acts: np.ndarray | torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def pair_returns(self, source: PairSource, idx: np.ndarray) -> torch.Tensor:
+        """Every member's returns of the same pairs ``idx`` (P,) of ``source``, ``eval_chunk`` pairs at a time (the
+        losses a fit measures).  # (M, P, 2)"""
+        chunks = np.array_split(idx, -(-len(idx) // self.eval_chunk))
+        return torch.cat([self._chunk_returns(source, chunk) for chunk in chunks], dim=1)
+
+    def _chunk_returns(self, source: PairSource, idx: np.ndarray) -> torch.Tensor:
+        return self.raw(*source.pairs(idx)).sum(-1)  # (M, P, 2)
 
     def pair_source(self, obs, acts) -> PairSource:
         """The labelled pairs obs (N, 2, T, *obs_shape), acts (N, 2, T, act_dim) indexable by (M, P) indices."""

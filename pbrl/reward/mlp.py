@@ -83,6 +83,8 @@ class _FeaturePairs:
 class RewardEnsemble(EnsembleBase, kind="mlp"):
     """An ensemble of reward nets r(o, a) with input standardisation and per-member output normalisation."""
 
+    eval_chunk = 256  # 256 Hopper pairs of 50 steps: 10 MB of hidden activations a member
+
     def __init__(self, cfg: RewardModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -113,6 +115,12 @@ class RewardEnsemble(EnsembleBase, kind="mlp"):
         lead = x.shape[:-1]
         flat = x.reshape(1, -1, x.shape[-1]).expand(self.n_members, -1, -1)
         return self.net(flat).reshape(self.n_members, *lead)
+
+    def _chunk_returns(self, source: _FeaturePairs, idx: np.ndarray) -> torch.Tensor:
+        """From the features the fit computed once, not from the steps again.  # (M, P, 2)"""
+        x = source.feats[torch.as_tensor(idx, device=self.device)]  # (P, 2, T, in)
+        p, _, t, d = x.shape
+        return self.net(x.reshape(1, -1, d).expand(self.n_members, -1, -1)).reshape(self.n_members, p, 2, t).sum(-1)
 
     def raw_per_member(self, x: torch.Tensor) -> torch.Tensor:
         """Unnormalised rewards for member-specific features: x (n_members, N, in) -> (n_members, N)."""

@@ -25,8 +25,6 @@ from pbrl.finite import (
 from pbrl.reward.base import EnsembleBase, PairSource, bradley_terry_loss
 from pbrl.reward.dataset import PreferenceDataset
 
-EVAL_CHUNK = 64  # pairs evaluated at once when measuring losses
-
 
 @dataclass
 class TrainerConfig:
@@ -81,24 +79,31 @@ class RewardTrainer:
         return bradley_terry_loss(r[..., 0], r[..., 1], labels)
 
     @torch.no_grad()
-    def evaluate(self, data: PreferenceDataset, idx: np.ndarray, source: PairSource | None = None
-                 ) -> tuple[float, float]:
-        """Mean BT loss over members and accuracy of the ensemble's mean prediction on pairs ``idx``, read through
-        ``source`` (the model's ``pair_source`` of ``data``; image pairs on the device) when given."""
+    def evaluate(self, data: PreferenceDataset, *groups: np.ndarray, source: PairSource | None = None
+                 ) -> list[tuple[float, float]]:
+        """Mean BT loss over members and accuracy of the ensemble's mean prediction on each group of pairs (one
+        pass over all of them), read through ``source`` (the model's ``pair_source`` of ``data``, built here when
+        not given)."""
+        out = [(float("nan"), float("nan"))] * len(groups)
+        idx = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
         if len(idx) == 0:
-            return float("nan"), float("nan")
-        pairs = source.pairs if source is not None else lambda i: (data.obs[i], data.acts[i])
-        # a chunk of pairs at a time: unpacked image pairs are 1.4 MB each
-        r = torch.cat([self.model.raw(*pairs(chunk)).sum(-1)
-                       for chunk in np.array_split(idx, -(-len(idx) // EVAL_CHUNK))], dim=1)  # (M, P, 2)
+            return out
+        source = source if source is not None else self.model.pair_source(data.obs, data.acts)
+        r = self.model.pair_returns(source, idx)  # (M, P, 2)
         labels = torch.as_tensor(data.labels[idx], dtype=torch.float32, device=r.device)
-        loss = bradley_terry_loss(r[..., 0], r[..., 1], labels).mean().item()
+        losses = bradley_terry_loss(r[..., 0], r[..., 1], labels).mean(0).cpu().numpy()  # (P,)
         diff = (r[..., 0] - r[..., 1]).mean(0).cpu().numpy()  # (P,)
-        decided = data.labels[idx] != 0.5
-        if not decided.any():
-            return loss, float("nan")
-        acc = float(np.mean((diff[decided] > 0) == (data.labels[idx][decided] > 0.5)))
-        return loss, acc
+        start = 0
+        for g, group in enumerate(groups):
+            part = slice(start, start + len(group))
+            start += len(group)
+            if len(group) == 0:
+                continue
+            decided = data.labels[group] != 0.5
+            acc = (float(np.mean((diff[part][decided] > 0) == (data.labels[group][decided] > 0.5))) if decided.any()
+                   else float("nan"))
+            out[g] = (float(losses[part].mean()), acc)
+        return out
 
     def fit(self, data: PreferenceDataset, n_epochs: int) -> FitStats:
         """Run ``n_epochs`` over a fresh bootstrap resample per member; adapt L2 after each epoch.
@@ -110,7 +115,7 @@ class RewardTrainer:
         val_idx = np.flatnonzero(data.is_val)
         n_members = self.model.n_members
         if len(train_idx) == 0:
-            loss, acc = self.evaluate(data, val_idx)
+            [(loss, acc)] = self.evaluate(data, val_idx)
             return FitStats(float("nan"), loss, acc, self.l2, 0, len(val_idx), _tie_share(data, val_idx))
         boot = np.stack([self.rng.choice(train_idx, size=len(train_idx), replace=True) for _ in range(n_members)])
         self.last_bootstrap = boot  # (n_members, n_train)
@@ -136,8 +141,8 @@ class RewardTrainer:
                     self.optimizer.step()
                 if losses:
                     self._check_losses(torch.stack(losses).cpu().numpy(), epoch, n_epochs, was_finite)
-                train_loss, _ = self.evaluate(data, self._sample(train_idx), source)
-                val_loss, val_acc = self.evaluate(data, self._sample(val_idx), source)
+                (train_loss, _), (val_loss, val_acc) = self.evaluate(data, self._sample(train_idx),
+                                                                     self._sample(val_idx), source=source)
                 self.adapt_l2(train_loss, val_loss)
         finally:  # a raise leaves no dropout on
             self.model.eval()

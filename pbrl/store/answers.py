@@ -16,6 +16,11 @@ from pbrl.store.records import COMPARISON_COLUMNS, Comparison
 from pbrl.store.sqlite import LeaseError
 
 
+def _check_label(label: float) -> None:
+    if not (math.isnan(label) or label in (0.0, 0.5, 1.0)):
+        raise ValueError(f"label must be 0, 0.5, 1 or NaN (incomparable), got {label}")
+
+
 class Answering:
     """Leasing, answering and undo over the connection of the ``PreferenceStore`` it is part of (its ``_tx`` write
     transactions and ``_rows`` reads)."""
@@ -36,30 +41,36 @@ class Answering:
         was stored before stores nothing and returns False; the same key for another answer is a ``LeaseError``.
         Returns True when the answer was stored.
         """
-        if not (math.isnan(label) or label in (0.0, 0.5, 1.0)):
-            raise ValueError(f"label must be 0, 0.5, 1 or NaN (incomparable), got {label}")
-        incomparable = math.isnan(label)
-        now = time.time()
+        _check_label(label)
         with self._tx() as c:
             if self._repeated(c, request_key, comparison_id, labeler, "answer"):
                 return False
-            cur = c.execute(
-                "UPDATE comparisons SET status=?, label=?, labeler=?, answered_at=?, response_s=?, swapped=?,"
-                " shown_at=?, leased_by=NULL, lease_expires=NULL WHERE id=? AND status='pending'"
-                " AND (? IS NULL OR leased_by IS NULL OR leased_by=? OR lease_expires < ?)",
-                ("incomparable" if incomparable else "answered", None if incomparable else float(label),
-                 labeler, now, response_s, None if swapped is None else int(swapped), shown_at, comparison_id,
-                 session, session, now),
-            )
-            if cur.rowcount != 1:
-                raise LeaseError(f"comparison {comparison_id} is not pending or is held by another labeler")
-            c.execute(
-                "INSERT INTO events (comparison_id, kind, label, labeler, at, shown_at, response_s, request_key)"
-                " VALUES (?, 'answer', ?, ?, ?, ?, ?, ?)",
-                (comparison_id, None if incomparable else float(label), labeler, now, shown_at, response_s,
-                 request_key),
-            )
+            self._answer(c, comparison_id, label, labeler, response_s, swapped, shown_at, session, request_key)
         return True
+
+    @staticmethod
+    def _answer(c: Any, comparison_id: int, label: float, labeler: str, response_s: float | None = None,
+                swapped: bool | None = None, shown_at: float | None = None, session: str | None = None,
+                request_key: str | None = None) -> None:
+        """``answer``'s writes, inside the caller's transaction ``c``."""
+        incomparable = math.isnan(label)
+        now = time.time()
+        cur = c.execute(
+            "UPDATE comparisons SET status=?, label=?, labeler=?, answered_at=?, response_s=?, swapped=?,"
+            " shown_at=?, leased_by=NULL, lease_expires=NULL WHERE id=? AND status='pending'"
+            " AND (? IS NULL OR leased_by IS NULL OR leased_by=? OR lease_expires < ?)",
+            ("incomparable" if incomparable else "answered", None if incomparable else float(label),
+             labeler, now, response_s, None if swapped is None else int(swapped), shown_at, comparison_id,
+             session, session, now),
+        )
+        if cur.rowcount != 1:
+            raise LeaseError(f"comparison {comparison_id} is not pending or is held by another labeler")
+        c.execute(
+            "INSERT INTO events (comparison_id, kind, label, labeler, at, shown_at, response_s, request_key)"
+            " VALUES (?, 'answer', ?, ?, ?, ?, ?, ?)",
+            (comparison_id, None if incomparable else float(label), labeler, now, shown_at, response_s,
+             request_key),
+        )
 
     def lease_next(self, session: str, lease_s: float, exclude: Sequence[int] = ()) -> Comparison | None:
         """Lease the oldest pending comparison that no live lease holds (and not in ``exclude``) to ``session``."""
@@ -135,5 +146,10 @@ class Answering:
         return True
 
     def answer_many(self, comparison_ids: Sequence[int], labels: np.ndarray, labeler: str) -> None:
-        for cid, label in zip(comparison_ids, labels, strict=True):
-            self.answer(int(cid), float(label), labeler)
+        """Answers of a scripted labeler, all in one transaction (one sync to disk, not one per label): all of them
+        are stored or, after a crash, none (the pairs are still pending and are labelled again)."""
+        for label in labels:
+            _check_label(float(label))
+        with self._tx() as c:
+            for cid, label in zip(comparison_ids, labels, strict=True):
+                self._answer(c, int(cid), float(label), labeler)
