@@ -38,9 +38,11 @@ def snapshot(src: Path, dest: Path) -> int:
             if (trial / name).is_file():
                 write_file_atomic(out / name, lambda tmp, f=trial / name: shutil.copyfile(f, tmp))
         copied += 1
-    if not (dest / "bench.json").is_file() or (dest / "bench.json").read_bytes() != (src / "bench.json").read_bytes():
-        dest.mkdir(parents=True, exist_ok=True)
-        write_file_atomic(dest / "bench.json", lambda tmp: shutil.copyfile(src / "bench.json", tmp))
+    for name in ("bench.json", "random_policy.json"):  # the grid, and the report's random-policy returns
+        if (src / name).is_file() and (not (dest / name).is_file()
+                                       or (dest / name).read_bytes() != (src / name).read_bytes()):
+            dest.mkdir(parents=True, exist_ok=True)
+            write_file_atomic(dest / name, lambda tmp, f=src / name: shutil.copyfile(f, tmp))
     return copied
 
 

@@ -1,18 +1,22 @@
 """``pbrl bench report``: the statistics match values worked out by hand, unfinished and garbled trials are counted,
-and a missing sweep ends in one line and exit 2."""
+negative returns are normalised by a random policy's (cached, and once computed for real), and a missing sweep ends
+in one line and exit 2."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pbrl.bench import random_policy
 from pbrl.bench.errors import BenchReportError
 from pbrl.bench.report import build_report
 from pbrl.bench.report_cli import main
-from pbrl.bench.stats import compare_to_true, summarize_returns
+from pbrl.bench.stats import compare_to_true, our_verdict, summarize_returns
+from pbrl.config import TrainConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -32,14 +36,20 @@ SWEEP: list[tuple[str, str, int | None, int, Any]] = [
     *[("Swimmer-v5", "learned", 350, s, r) for s, r in enumerate([30.0, 35.0, 38.0])],
     *[("Swimmer-v5", "learned", 700, s, r) for s, r in enumerate([42.0, 44.0, 47.0])],
 ]
+# Reacher's random-policy return, as a report would have cached it: the fixture's report needs no env
+REACHER_RANDOM = {"mean": -40.0, "std": 3.0, "n_episodes": 10, "returns": [-40.0] * 10, "env_seed": 10_000,
+                  "action_seed": 0, "eval_steps": None, "env_kwargs": None,
+                  "config": "trials/Reacher-v5__true__s0/config.json"}
 
 
 def _trial_name(env: str, reward: str, budget: int | None, seed: int) -> str:
     return f"{env}__{reward}" + (f"__n{budget}" if budget else "") + f"__s{seed}"
 
 
-def write_sweep(root: Path, trials=SWEEP, axes: dict[str, Any] | None = None) -> Path:
-    """A sweep directory as pbrl bench writes it: bench.json and one run directory per trial that started."""
+def write_sweep(root: Path, trials=SWEEP, axes: dict[str, Any] | None = None,
+                random_returns: dict[str, Any] | None = None) -> Path:
+    """A sweep directory as pbrl bench writes it: bench.json and one run directory per trial that started, and
+    ``random_returns`` as an earlier report cached them (random_policy.json)."""
     entries = []
     for env, reward, budget, seed, final in trials:
         name = _trial_name(env, reward, budget, seed)
@@ -68,6 +78,8 @@ def write_sweep(root: Path, trials=SWEEP, axes: dict[str, Any] | None = None) ->
                                                                                 "eval_true_return_mean": final}]
         (run / "evals.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evals))
     (root / "bench.json").write_text(json.dumps({"name": "fixture", "command": "pbrl bench ...", "trials": entries}))
+    if random_returns is not None:
+        (root / "random_policy.json").write_text(json.dumps(random_returns))
     return root
 
 
@@ -79,7 +91,7 @@ def _cell(report: dict[str, Any], env: str, reward: str, budget: int | None) -> 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
-    return write_sweep(tmp_path_factory.mktemp("bench") / "sweep")
+    return write_sweep(tmp_path_factory.mktemp("bench") / "sweep", random_returns={"Reacher-v5": REACHER_RANDOM})
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +159,44 @@ def test_the_ratio_ci_contains_the_ratio_and_stays_within_what_resampling_can_gi
     assert compare_to_true(learned, true)["ci"] == vs["ci"]
 
 
+REACHER_LEARNED, REACHER_TRUE = [-6.0, -5.0, -4.0], [-5.0, -4.0, -3.5]  # medians -5 and -4
+
+
+@pytest.mark.parametrize("learned, true, random_return, kind, value", [
+    (REACHER_LEARNED, REACHER_TRUE, -40.0, "normalised", (-5 + 40) / (-4 + 40)),  # 35/36
+    (REACHER_LEARNED, REACHER_TRUE, -10.0, "normalised", 5 / 6),
+    (REACHER_LEARNED, REACHER_TRUE, None, "diff", -1.0),  # no random-policy return: the difference
+    (REACHER_LEARNED, REACHER_TRUE, -4.0, "diff", -1.0),  # true reward no better than random: no share of a gain
+    (REACHER_LEARNED, REACHER_TRUE, -3.0, "diff", -1.0),
+    ([900.0, 1000.0, 1100.0], [1000.0, 1200.0, 1400.0], -50.0, "ratio", 1000 / 1200),  # positive: still the ratio
+])
+def test_a_random_policy_return_normalises_only_where_the_true_median_is_not_positive_but_above_it(
+        learned, true, random_return, kind, value):
+    vs = compare_to_true(learned, true, random_return)
+    assert vs["kind"] == kind
+    assert vs["value"] == pytest.approx(value)
+
+
+def test_the_normalised_ci_contains_the_value_and_stays_within_what_resampling_can_give():
+    learned, true, r = [-7.0, -6.0, -5.0, -4.0], [-5.0, -4.0, -3.5], -40.0
+    vs = compare_to_true(learned, true, r)
+    low, high = vs["ci"]
+    assert (min(learned) - r) / (max(true) - r) <= low <= vs["value"] <= high <= (max(learned) - r) / (min(true) - r)
+    assert compare_to_true(learned, true, r)["ci"] == vs["ci"]
+
+
+@pytest.mark.parametrize("vs_true, verdict", [
+    ({"kind": "normalised", "value": 0.95, "ci": None}, "matches (>= 0.9x)"),
+    ({"kind": "normalised", "value": 0.9, "ci": None}, "matches (>= 0.9x)"),
+    ({"kind": "normalised", "value": 0.5, "ci": [0.2, 0.8]}, "below"),
+    ({"kind": "ratio", "value": 1.2, "ci": None}, "matches (>= 0.9x)"),
+    ({"kind": "diff", "value": -1.0, "ci": None}, "n/a (true median <= 0: see diff)"),
+    ({"kind": None, "value": None, "ci": None}, None),
+])
+def test_our_verdict_reads_a_normalised_value_like_a_ratio(vs_true, verdict):
+    assert our_verdict(vs_true) == verdict
+
+
 # --- the sweep ----------------------------------------------------------------------------------------------------
 
 
@@ -161,12 +211,39 @@ def test_cells_hold_the_hand_computed_statistics(report):
     assert l700["wall_time_s_median"] == 120.0
 
 
-def test_a_negative_baseline_is_compared_by_the_difference(report):
+def test_a_negative_baseline_is_normalised_by_the_cached_random_policy_return(sweep, report):
     reacher = _cell(report, "Reacher-v5", "learned", 700)
-    assert reacher["vs_true"]["kind"] == "diff" and reacher["vs_true"]["value"] == pytest.approx(-1.0)
+    assert reacher["vs_true"]["kind"] == "normalised" and reacher["vs_true"]["value"] == pytest.approx(35 / 36)
     low, high = reacher["vs_true"]["ci"]
-    assert low <= -1.0 <= high
-    assert reacher["verdict_ours"].startswith("n/a")
+    assert low <= 35 / 36 <= high
+    assert reacher["verdict_ours"] == "matches (>= 0.9x)"
+    assert report["random_policy"] == {"Reacher-v5": REACHER_RANDOM}  # only the env that needs it, as cached
+    assert json.loads((sweep / "random_policy.json").read_text()) == {"Reacher-v5": REACHER_RANDOM}  # not rewritten
+
+
+def test_a_sweep_whose_returns_are_positive_needs_no_random_policy(tmp_path, monkeypatch):
+    def no_env(config_path):
+        raise AssertionError(f"a random policy was evaluated for {config_path}")
+
+    monkeypatch.setattr(random_policy, "evaluate_random_policy", no_env)
+    sweep = write_sweep(tmp_path / "sweep", SWEEP[:10])  # Hopper only
+    report = build_report(sweep)
+    assert report["random_policy"] == {} and not (sweep / "random_policy.json").exists()
+    assert _cell(report, "Hopper-v5", "learned", 700)["vs_true"]["kind"] == "ratio"
+
+
+def test_an_env_that_cannot_be_built_keeps_the_difference_and_the_report_says_why(tmp_path, capsys):
+    trials = [("Nowhere-v0", "true", None, s, r) for s, r in enumerate(REACHER_TRUE)]
+    trials += [("Nowhere-v0", "learned", 700, s, r) for s, r in enumerate(REACHER_LEARNED)]
+    sweep = write_sweep(tmp_path / "sweep", trials)
+    assert main([str(sweep)]) == 0
+    md = capsys.readouterr().out
+    learned = _cell(build_report(sweep), "Nowhere-v0", "learned", 700)
+    assert learned["vs_true"]["kind"] == "diff" and learned["verdict_ours"].startswith("n/a")
+    (line,) = [line for line in md.splitlines() if line.startswith("- Nowhere-v0: no R")]
+    assert "could not be evaluated (EnvSpecError: unknown env id 'Nowhere-v0'" in line
+    assert "-1.00 (diff)" in md
+    assert not (sweep / "random_policy.json").exists()  # a later report tries again
 
 
 def test_unfinished_and_corrupt_trials_are_counted_not_dropped(report):
@@ -227,7 +304,8 @@ def test_the_command_writes_the_table_json_and_plots(sweep, tmp_path, capsys):
     assert f"{len(SWEEP) - 3} of {len(SWEEP)} trials finished (2 not finished, 1 unreadable)" in md
     assert "0.1.0+abc1234" in md
     assert "| Hopper-v5 | learned | 700 |" in md and "0.83x [" in md
-    assert "-1.00 (diff)" in md and "(no CI: 1 seed)" in md
+    assert "| Reacher-v5 | learned | 700 |" in md and "0.97x of (true - random) [" in md and "(no CI: 1 seed)" in md
+    assert "- Reacher-v5: R = -40.0 (std 3.00) over 10 episodes of the env's time limit; env seed 10,000" in md
     assert "Hopper-v5__learned__n1400__s1" in md and "Hopper-v5__learned__n1400__s2" in md
     rows = [line for line in md.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 1 + 8  # the head and one row per env x budget
@@ -271,3 +349,29 @@ def test_a_sweep_where_nothing_has_finished_yet_still_reports(tmp_path, capsys):
     assert "0 of 3 trials finished (3 not finished, 0 unreadable)" in md
     assert "— (no finished seed)" in md and "no true-reward baseline" in md
     assert (sweep / "report" / "label_efficiency.png").read_bytes()[:8] == PNG_MAGIC
+
+
+# --- the random policy, for real ----------------------------------------------------------------------------------
+
+
+def test_the_random_policy_return_of_a_real_env_is_computed_once_cached_and_repeats(tmp_path):
+    trials = [("Reacher-v5", "true", None, s, r) for s, r in enumerate([-4.0, -3.6, -3.8])]
+    trials += [("Reacher-v5", "learned", 700, s, r) for s, r in enumerate([-4.4, -4.2, -4.3])]
+    sweep = write_sweep(tmp_path / "sweep", trials)
+    for seed in (0, 1, 2):  # the trials' configs as pbrl train saves them
+        name = _trial_name("Reacher-v5", "true", None, seed)
+        TrainConfig.of(env_id="Reacher-v5", reward="true", seed=seed).save(sweep / "trials" / name / "config.json")
+
+    first = build_report(sweep)
+    r = first["random_policy"]["Reacher-v5"]
+    # pbrl's Reacher has no torque penalty: random actions about -9 over its 50 steps, trained policies about -4
+    assert math.isfinite(r["mean"]) and r["mean"] < -6
+    assert (r["n_episodes"], r["env_seed"], r["config"]) == (10, 10_000, "trials/Reacher-v5__true__s0/config.json")
+    assert _cell(first, "Reacher-v5", "learned", 700)["vs_true"]["kind"] == "normalised"
+    cache = sweep / "random_policy.json"
+    cached = cache.read_text()
+    assert json.loads(cached)["Reacher-v5"] == r
+
+    assert build_report(sweep) == first and cache.read_text() == cached  # read from the cache, not rewritten
+    cache.unlink()
+    assert build_report(sweep) == first  # computed again: the same episodes and actions, the same R

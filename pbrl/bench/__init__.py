@@ -8,8 +8,9 @@ trial that crashes or is killed never takes the sweep down, and ``pbrl eval/stat
 The sweep: ``spec`` checks a spec into a grid, ``grid`` expands it into trials, ``directory`` is the bench directory
 (its layout, bench.json, each trial's state), ``runner`` runs the trials by Ray Tune, ``progress`` prints what
 happens, ``cli`` is the command. The report: ``report`` reads a sweep into cells, ``stats`` and ``paper`` give their
-statistics and verdicts, ``markdown`` and ``plots`` write them, ``report_cli`` is the command. Ray, SciPy and
-matplotlib (the ``bench`` extra) are imported only when a grid runs or a report is computed.
+statistics and verdicts (``random_policy`` the random-policy return that negative returns are normalised by),
+``markdown`` and ``plots`` write them, ``report_cli`` is the command. Ray, SciPy and matplotlib (the ``bench`` extra)
+are imported only when a grid runs or a report is computed, Gymnasium and SB3 only when a random policy is evaluated.
 """
 
 from pbrl.bench.cli import main

@@ -1,7 +1,9 @@
 """report.md: the Markdown table of ``pbrl bench report``, one row per cell of the dict ``build_report`` returns.
 
-Each value is shown with its 95 % CI at one precision, the comparison with true reward as a ratio or a difference,
-and our verdict beside the paper's; the trials that did not finish or could not be read are listed below the table.
+Each value is shown with its 95 % CI at one precision, the comparison with true reward as a ratio, a share of true
+reward's gain over a random policy, or a difference, and our verdict beside the paper's. Below the table: each
+random-policy return that comparison used (or why an env has none), and the trials that did not finish or could not
+be read.
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ def _vs_true(cell: dict[str, Any]) -> str:
         return "baseline"
     if vs["kind"] is None:
         return "no true-reward baseline" if cell["baseline"] is None else "— (a group has no finished seed)"
-    if vs["kind"] == "ratio":
+    if vs["kind"] in ("ratio", "normalised"):
         ci = " (no CI)" if vs["ci"] is None else f" [{vs['ci'][0]:.2f}, {vs['ci'][1]:.2f}]"
-        return f"{vs['value']:.2f}x{ci}"
+        return f"{vs['value']:.2f}x" + (" of (true - random)" if vs["kind"] == "normalised" else "") + ci
     d = _decimals(vs["value"], *(vs["ci"] or []))
     ci = " (no CI)" if vs["ci"] is None else f" [{_num(vs['ci'][0], d)}, {_num(vs['ci'][1], d)}]"
     return f"{vs['value']:+,.{d}f} (diff){ci}"
@@ -58,6 +60,32 @@ def _duration(seconds: float | None) -> str:
 def _seeds(cell: dict[str, Any]) -> str:
     text = f"{cell['n_finished']}/{cell['n_trials']}"
     return text + (f" ({cell['n_unreadable']} unreadable)" if cell["n_unreadable"] else "")
+
+
+def _random_policy_lines(report: dict[str, Any]) -> list[str]:
+    """The note under the table: each env's random-policy return R and how it was measured, or why it has none."""
+    entries = report.get("random_policy") or {}
+    if not entries:
+        return []
+    lines = ["", "Random-policy return R, for the envs whose true-reward median is not > 0 (vs true \"x of (true - "
+             "random)\" is (median(learned) - R) / (median(true) - R)): the mean true return of uniform random "
+             "actions on the final evaluation's episodes of the env's true-reward trial of lowest seed, with its "
+             "number of episodes, episode length and env kwargs (cached in random_policy.json of the sweep).", ""]
+    for env_id, r in entries.items():
+        if r.get("mean") is None:
+            lines.append(f"- {env_id}: no R, so vs true is the difference: the random policy could not be evaluated "
+                         f"({r.get('reason')})")
+            continue
+        length = "the env's time limit" if r.get("eval_steps") is None else f"{r['eval_steps']:,} steps"
+        kwargs = f", env kwargs {r['env_kwargs']}" if r.get("env_kwargs") else ""
+        text = (f"- {env_id}: R = {_num(r['mean'])} (std {_num(r['std'])}) over {r['n_episodes']} episodes of "
+                f"{length}{kwargs}; env seed {r['env_seed']:,} (the final evaluation's), action seed "
+                f"{r['action_seed']}; from `{r['config']}`")
+        used = [c for c in report["cells"] if c["env_id"] == env_id and (c["vs_true"] or {}).get("kind")]
+        if used and all(c["vs_true"]["kind"] == "diff" for c in used):
+            text += "; not used: the true-reward median is not above R, so vs true is the difference"
+        lines.append(text + (f" ({r['cache_error']})" if r.get("cache_error") else ""))
+    return lines
 
 
 def axes_text(axes: dict[str, Any]) -> str:
@@ -90,6 +118,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "labels on MuJoCo, for which REFERENCE.md records no verdict.", "",
         "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
         *("| " + " | ".join(r) + " |" for r in rows),
+        *_random_policy_lines(report),
     ]
     for status in ("not finished", "unreadable"):
         missing = [t for t in report["trials"] if t["status"] == status]

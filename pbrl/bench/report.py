@@ -3,9 +3,11 @@
 The trials of bench.json are grouped into **cells**: one env x reward x label budget (plus the sweep's extra axes,
 if any), the seeds being the repeats. Per cell: the final policy's true return over seeds (``pbrl.bench.stats``),
 its comparison with the true-reward baseline of the same env, the labels used, the wall time, the median learning
-curve, and the paper's verdict beside ours. Trials that have not finished (no ``metrics.json``) are counted as
-such; a garbled ``metrics.json`` makes its trial "unreadable", never the whole report fail. The writers in
-``pbrl.bench.markdown`` and ``pbrl.bench.plots`` turn the dict into report.md and the PNGs.
+curve, and the paper's verdict beside ours. Where an env's true-reward median is not > 0, the comparison is
+normalised by a uniform-random policy's return (``pbrl.bench.random_policy``, cached in ``DIR/random_policy.json``).
+Trials that have not finished (no ``metrics.json``) are counted as such; a garbled ``metrics.json`` makes its trial
+"unreadable", never the whole report fail. The writers in ``pbrl.bench.markdown`` and ``pbrl.bench.plots`` turn the
+dict into report.md and the PNGs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from pbrl.bench.directory import trial_run_dir
 from pbrl.bench.errors import BenchReportError
 from pbrl.bench.paper import PAPER_ATARI, PAPER_MUJOCO, PAPER_SOURCE, paper_verdict
+from pbrl.bench.random_policy import random_policy_returns
 from pbrl.bench.stats import (
     BOOTSTRAP_SEED,
     CONFIDENCE,
@@ -157,10 +160,24 @@ def _baseline_key(key: tuple[Any, ...], true_keys: list[tuple[Any, ...]]) -> tup
     return max(fits, key=lambda k: len(k[3]), default=None)
 
 
+def _random_policy_runs(cells: dict[tuple[Any, ...], dict[str, Any]],
+                        trials: list[dict[str, Any]]) -> dict[str, Path]:
+    """Env id -> the run directory whose final evaluation the random policy repeats, for each env with a true-reward
+    median that is not > 0 (only they need R): its finished true-reward trial of lowest seed."""
+    envs = {c["env_id"] for c in cells.values() if c["reward"] == "true" and c["n"] and c["median"] <= 0}
+    runs: dict[str, Path] = {}
+    for t in sorted(trials, key=lambda t: (t["seed"] if isinstance(t["seed"], int) else math.inf, t["name"])):
+        if t["env_id"] in envs and t["reward"] == "true" and t["status"] == "finished":
+            runs.setdefault(t["env_id"], Path(t["run_dir"]))
+    return runs
+
+
 def build_report(bench_dir: Path) -> dict[str, Any]:
     """Read the sweep in ``bench_dir`` and compute every cell's statistics: the dict report.json holds.
 
-    Raises ``BenchReportError`` where ``bench_dir`` or its bench.json is missing or garbled.
+    Where an env's true-reward median is not > 0, this computes the random policy's return R on that env unless
+    ``bench_dir/random_policy.json`` holds it, and adds it there. Raises ``BenchReportError`` where ``bench_dir``
+    or its bench.json is missing or garbled.
     """
     bench_dir = Path(bench_dir)
     bench = _read_bench(bench_dir)
@@ -189,14 +206,16 @@ def build_report(bench_dir: Path) -> dict[str, Any]:
             "curve": _median_curve(done),
         }
 
-    # --- each learned cell against its env's true-reward baseline ---
+    # --- each learned cell against its env's true-reward baseline (normalised by R where returns are negative) ---
+    random_policy = random_policy_returns(bench_dir, _random_policy_runs(cells, trials))
     true_keys = [k for k in cells if k[1] == "true"]
     for key, cell in cells.items():
         if cell["reward"] == "true":
             cell.update(baseline=None, vs_true=None, verdict_ours=None, verdict_paper=None)
             continue
         base = _baseline_key(key, true_keys)
-        vs_true = compare_to_true(cell["returns"], cells[base]["returns"] if base else [])
+        vs_true = compare_to_true(cell["returns"], cells[base]["returns"] if base else [],
+                                  random_policy.get(cell["env_id"], {}).get("mean"))
         cell.update(baseline=None if base is None else {"env_id": base[0], "axes": cells[base]["axes"]},
                     vs_true=vs_true, verdict_ours=our_verdict(vs_true),
                     verdict_paper=paper_verdict(cell["env_id"], cell["reward"], cell["n_labels_budget"]))
@@ -213,6 +232,7 @@ def build_report(bench_dir: Path) -> dict[str, Any]:
                        "match_ratio": MATCH_RATIO},
         "paper": {"source": PAPER_SOURCE,
                   "mujoco_by_budget": PAPER_MUJOCO, "atari_by_game": PAPER_ATARI},
+        "random_policy": random_policy,
         "cells": list(cells.values()),
         "trials": [{k: v for k, v in t.items() if k != "evals"} | {"has_evals": bool(t["evals"])} for t in trials],
     }

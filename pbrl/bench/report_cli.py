@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pbrl bench report",
         description="Statistics, a Markdown table and plots of a benchmark sweep written by pbrl bench: per env x "
                     "label budget the final true return over seeds (median, IQM, bootstrap CIs), the ratio to "
-                    "true-reward RL, and the paper's verdict beside ours.")
+                    "true-reward RL (where its returns are not positive, the share of its gain over a uniform-random "
+                    "policy, whose return is cached in DIR/random_policy.json), and the paper's verdict beside ours.")
     parser.add_argument("bench_dir", type=Path, metavar="DIR", help="the sweep directory (holds bench.json)")
     parser.add_argument("--out", type=Path, default=None, metavar="OUTDIR",
                         help="where to write report.md, report.json and the PNGs (default: DIR/report)")
