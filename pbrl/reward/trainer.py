@@ -2,7 +2,8 @@
 
 ``RewardTrainer.fit`` takes a ``PreferenceDataset`` (pairs of segments with labels and a fixed train/val flag),
 draws one bootstrap resample of the training pairs per member, runs a few epochs of Bradley-Terry cross-entropy,
-and after each epoch moves the L2 coefficient so that validation loss stays within 1.1-1.5x training loss. A
+and after each epoch moves the L2 coefficient so that validation loss stays within 1.1-1.5x training loss (the
+epoch's own minibatch losses: measuring the training pairs again cost as much as the epoch). A
 dataset holding NaN or inf, or a loss that becomes non-finite, raises ``NonFiniteError`` instead of a fit that reports
 NaN losses beside a perfect accuracy.
 """
@@ -48,7 +49,7 @@ def _tie_share(data: PreferenceDataset, idx: np.ndarray) -> float:
 
 @dataclass
 class FitStats:
-    train_loss: float
+    train_loss: float  # the last epoch's mean minibatch loss (each member on its own bootstrap pairs, L2 left out)
     val_loss: float
     val_accuracy: float  # over the decided validation labels (NaN when every one is a tie)
     l2: float
@@ -130,19 +131,21 @@ class RewardTrainer:
             for epoch in range(n_epochs):
                 order = np.stack([self.rng.permutation(row) for row in boot])  # (M, n_train)
                 starts = range(0, order.shape[1] - bs + 1, bs)[: self.cfg.max_batches or None]
-                losses = []  # read once an epoch, not once a batch: a GPU keeps running ahead of the host
+                losses, fits = [], []  # read once an epoch, not once a batch: a GPU keeps running ahead of the host
                 for start in starts:
                     batch = torch.as_tensor(order[:, start : start + bs], device=self.model.device)  # (M, bs)
-                    loss = self._member_losses(source[batch], labels_all[batch]).mean(dim=1).sum()
-                    loss = loss + self.l2 * self.model.net.l2().sum()
+                    fit = self._member_losses(source[batch], labels_all[batch]).mean(dim=1).sum()
+                    loss = fit + self.l2 * self.model.net.l2().sum()
                     losses.append(loss.detach())
+                    fits.append(fit.detach())
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()
-                if losses:
-                    self._check_losses(torch.stack(losses).cpu().numpy(), epoch, n_epochs, was_finite)
-                (train_loss, _), (val_loss, val_acc) = self.evaluate(data, self._sample(train_idx),
-                                                                     self._sample(val_idx), source=source)
+                self._check_losses(torch.stack(losses).cpu().numpy(), epoch, n_epochs, was_finite)
+                # the training loss is the epoch's own: each member on its bootstrap pairs as it fitted them (no
+                # second pass over them; measuring it again cost as much as the epoch). Validation is measured.
+                train_loss = torch.stack(fits).sum().item() / (len(fits) * n_members)
+                [(val_loss, val_acc)] = self.evaluate(data, self._sample(val_idx), source=source)
                 self.adapt_l2(train_loss, val_loss)
         finally:  # a raise leaves no dropout on
             self.model.eval()
