@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -38,12 +39,14 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=1_000_000)
     p.add_argument("--labels", type=int, default=700)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--learned-args", default="", help="more `pbrl train` flags for the learned run only, as one "
+                   "string (e.g. \"--fit-max-batches 2\")")
     p.add_argument("--out", type=Path, help="write the result here as JSON")
     a = p.parse_args()
     common = ["--env", a.env, "--total-timesteps", str(a.steps), "--seed", str(a.seed)]
     cores = sorted(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {"true": ["--reward", "true"], "learned": ["--n-labels", str(a.labels)]}
+        runs = {"true": ["--reward", "true"], "learned": ["--n-labels", str(a.labels), *shlex.split(a.learned_args)]}
         t0 = time.perf_counter()
         procs = {name: _start(Path(tmp) / name, cores[i] if len(cores) > 1 else None, common + extra)
                  for i, (name, extra) in enumerate(runs.items())}
@@ -57,7 +60,8 @@ def main() -> None:
     extra = learned["wall_time_s"] - true["wall_time_s"]
     result = {
         "command": "python " + " ".join([sys.argv[0], *sys.argv[1:]]),
-        "env": a.env, "steps": a.steps, "labels": a.labels, "seed": a.seed, "cores_used": min(2, len(cores)),
+        "env": a.env, "steps": a.steps, "labels": a.labels, "learned_args": a.learned_args, "seed": a.seed,
+        "cores_used": min(2, len(cores)),
         "code_version": learned.get("code_version"), "elapsed_s": elapsed,
         "true": {k: true.get(k) for k in ("wall_time_s", "ppo_time_s", "eval_true_return_mean")},
         "learned": {k: learned.get(k) for k in ("wall_time_s", "ppo_time_s", "reward_fit_time_s", "n_labels",
