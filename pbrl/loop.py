@@ -179,7 +179,7 @@ class PreferenceRun:
         return ids
 
     def label_pending(self) -> None:
-        """Have the labeler in this process answer every pending comparison; answers are stored one by one.
+        """Have the labeler in this process answer every pending comparison, stored in one transaction.
 
         With people labelling (no labeler in this process) answers arrive through the store instead.
         """
