@@ -65,7 +65,8 @@ def main() -> None:
         "code_version": learned.get("code_version"), "elapsed_s": elapsed,
         "true": {k: true.get(k) for k in ("wall_time_s", "ppo_time_s", "eval_true_return_mean")},
         "learned": {k: learned.get(k) for k in ("wall_time_s", "ppo_time_s", "reward_fit_time_s", "n_labels",
-                                                "n_pretrain_env_steps", "eval_true_return_mean")},
+                                                "n_pretrain_env_steps", "eval_true_return_mean",
+                                                "learned_true_return_corr")},
         "ratio_learned_over_true": learned["wall_time_s"] / true["wall_time_s"],
         "learned_extra_s": extra,
         "learned_extra_outside_fit_and_ppo_s": (learned["wall_time_s"] - learned["ppo_time_s"]
