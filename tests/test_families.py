@@ -75,6 +75,13 @@ def test_the_old_presets_stay_selectable():
         ppo_preset("CartPole-v1", "fast")
 
 
+@pytest.mark.parametrize("env_id", ["HalfCheetah-v5", "InvertedDoublePendulum-v5"])
+def test_tasks_measured_better_on_the_zoo_settings_default_to_them(env_id):
+    default, source = ppo_preset(env_id)
+    assert default == ppo_preset(env_id, "zoo")[0] and default["n_envs"] == 1
+    assert source.startswith("zoo: rl-baselines3-zoo ppo.yml") and ppo_preset(env_id, "fast")[0]["n_envs"] == 8
+
+
 def test_the_pendulum_starts_again_after_a_fall_and_evaluations_count_until_the_first():
     env = make_env("InvertedPendulum-v5", seed=3)
     assert env.get_wrapper_attr("hold_steps") == 0  # what the pendulum's true-reward baseline was measured with
