@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 from stable_baselines3.common.logger import configure
 from tqdm import tqdm
 
@@ -29,7 +28,7 @@ from pbrl.reward import FitStats, LabelledPairs, PreferenceDataset
 from pbrl.rollout import RolloutHooks
 from pbrl.run_dir import RunDir
 from pbrl.seeds import FINAL_EVAL_SEED
-from pbrl.segments import RolloutRecord, Segment, SegmentBuffer, SegmentPair, cut_segments, stack
+from pbrl.segments import MemberReturns, RolloutRecord, Segment, SegmentBuffer, SegmentPair, cut_segments, stack
 from pbrl.store import PreferenceStore
 
 VAL_FRACTION = 1.0 / math.e  # the paper's held-out share of labels
@@ -82,6 +81,7 @@ class PreferenceRun:
                              self._cut_segments)
         self.ppo = run_parts.build_ppo(cfg, self.venv, self.device, hooks, saved and saved.policy)
         self.buffer = SegmentBuffer(cfg.method.segment_buffer_size)
+        self.member_returns = MemberReturns()  # the buffer's member returns under the ensemble since its last fit
         self.labeler, self.judge = run_parts.build_labeler(cfg, labeler)
         self.heldout = run_parts.build_heldout(cfg, self.judge, saved and saved.heldout)
         self.ensemble, self.trainer, self.pairs = None, None, None
@@ -162,9 +162,7 @@ class PreferenceRun:
             self.warn_shortfall(self.state.round, 0, n_queries, len(self.buffer))
             return []
         segments = self.buffer.segments()
-        obs, acts = stack(segments)
-        with torch.no_grad():
-            member_returns = self.ensemble.raw(obs, acts).sum(-1).cpu().numpy()  # (n_members, n_segments)
+        member_returns = self.member_returns.get(self.ensemble, segments, keep_only=True)  # (n_members, n_segments)
         method = self.cfg.method
         candidates = self.buffer.sample_pairs(n_queries * method.oversample, self.rng, method.pair_phase)
         candidates = unasked(candidates, [s.id for s in segments], self.store.asked_pairs())
@@ -210,10 +208,13 @@ class PreferenceRun:
         if data is None or n_epochs == 0:
             return None
         t0 = time.perf_counter()
+        self.member_returns.clear()  # the fit changes the ensemble
         self.ensemble.fit_input_stats_on_pairs(data.obs, data.acts)
         stats = self.trainer.fit(data, n_epochs)
-        obs, acts = stack(self.recent_segments())
-        self.ensemble.fit_output_stats(obs.reshape(-1, *obs.shape[2:]), acts.reshape(-1, acts.shape[-1]))
+        recent = self.recent_segments()
+        obs, acts = stack(recent)
+        r = self.ensemble.fit_output_stats(obs.reshape(-1, *obs.shape[2:]), acts.reshape(-1, acts.shape[-1]))
+        self.member_returns.put(recent, r.reshape(r.shape[0], len(recent), -1).sum(-1).cpu().numpy())
         self.state.fit_time_s += time.perf_counter() - t0
         self.state.last_fit = stats.logged()
         return stats
@@ -230,7 +231,8 @@ class PreferenceRun:
 
     def log_round(self) -> None:
         corrs = {} if self.ensemble is None else run_report.reward_model_corrs(
-            self.ensemble, self.heldout, self.recent_segments(), judged=self.judge is not None)
+            self.ensemble, self.heldout, self.recent_segments(), judged=self.judge is not None,
+            returns=self.member_returns)
         run_report.log_round(self.ppo.logger, self.store.counts(), self.state, corrs, self.ppo.ep_info_buffer,
                              self.ppo.num_timesteps)
 
@@ -298,7 +300,7 @@ class PreferenceRun:
         """Evaluate the final policy on the true reward and write metrics.json."""
         report = run_report.evaluate(self.cfg, self.ppo, self._obs_rms(), FINAL_EVAL_SEED)
         corrs = run_report.NO_REWARD_MODEL if self.ensemble is None else run_report.final_reward_model_corrs(
-            self.ensemble, self.heldout, self.recent_segments(), self.store)
+            self.ensemble, self.heldout, self.recent_segments(), self.store, returns=self.member_returns)
         metrics = run_report.write_metrics(self.cfg, self.state, self.run_dir, self.store.counts(),
                                            self.ppo.num_timesteps, report, corrs)
         self.finished = True

@@ -27,11 +27,11 @@ from pbrl.config import TrainConfig
 from pbrl.evaluation import load_obs_rms, policy_report, selection_score
 from pbrl.heldout import HeldOutSample
 from pbrl.reward import EnsembleBase
-from pbrl.reward.diagnostics import learned_true_corr, validation_segments
+from pbrl.reward.diagnostics import learned_true_corr, pearson, validation_segments
 from pbrl.rollout import RelabelingPPO
 from pbrl.run_dir import RunDir, write_json_atomic
 from pbrl.seeds import FINAL_EVAL_SEED, RUN_EVAL_SEED
-from pbrl.segments import Segment
+from pbrl.segments import MemberReturns, Segment
 
 if TYPE_CHECKING:
     from pbrl.store import PreferenceStore
@@ -78,24 +78,35 @@ def heldout_judge_corr(ensemble: EnsembleBase | None, heldout: HeldOutSample) ->
     return learned_true_corr(ensemble, heldout.segments(), targets=scores)
 
 
+def recent_corr(ensemble: EnsembleBase, recent: Sequence[Segment], returns: MemberReturns | None = None) -> float:
+    """Learned vs true return over the ``recent`` segments that no comparison used, from the member returns the
+    round already has (``returns``) where given."""
+    unqueried = [s for s in recent if s.id is None]
+    if returns is None or len(unqueried) < 3:
+        return learned_true_corr(ensemble, unqueried)
+    learned = ensemble.normalised_returns(returns.get(ensemble, unqueried), unqueried[0].length).mean(axis=0)
+    return pearson(learned, np.array([s.true_return for s in unqueried], dtype=np.float64))
+
+
 def reward_model_corrs(ensemble: EnsembleBase, heldout: HeldOutSample, recent: Sequence[Segment],
-                       judged: bool) -> dict[str, float]:
+                       judged: bool, returns: MemberReturns | None = None) -> dict[str, float]:
     """What each round logs of the reward model: learned vs true return over the held-out sample (never queried)
-    and over the ``recent`` segments that no comparison used; where a judge labels (``judged``), learned return vs
-    the judge's score over the held-out sample."""
+    and over the ``recent`` segments that no comparison used (from ``returns`` where given); where a judge labels
+    (``judged``), learned return vs the judge's score over the held-out sample."""
     out = {"learned_true_return_corr": learned_true_corr(ensemble, heldout.segments()),
-           "learned_true_return_corr_recent": learned_true_corr(ensemble, [s for s in recent if s.id is None])}
+           "learned_true_return_corr_recent": recent_corr(ensemble, recent, returns)}
     if judged:
         out["learned_judge_return_corr"] = heldout_judge_corr(ensemble, heldout)  # type: ignore[assignment]
     return out
 
 
 def final_reward_model_corrs(ensemble: EnsembleBase, heldout: HeldOutSample, recent: Sequence[Segment],
-                             store: PreferenceStore) -> dict[str, Any]:
+                             store: PreferenceStore, returns: MemberReturns | None = None) -> dict[str, Any]:
     """What metrics.json keeps of the reward model: ``reward_model_corrs`` (the judge's None where none labels),
     the held-out sample's size, and learned vs true return over the validation comparisons' segments (never
     fitted, but picked by the selector where members disagreed)."""
-    return {**reward_model_corrs(ensemble, heldout, recent, judged=False), "n_heldout_segments": len(heldout),
+    return {**reward_model_corrs(ensemble, heldout, recent, judged=False, returns=returns),
+            "n_heldout_segments": len(heldout),
             "learned_judge_return_corr": heldout_judge_corr(ensemble, heldout),
             "learned_true_return_corr_val": learned_true_corr(ensemble, validation_segments(store))}
 

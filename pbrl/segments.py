@@ -158,3 +158,45 @@ class SegmentBuffer:
 def stack(segments: Sequence[Segment]) -> tuple[np.ndarray, np.ndarray]:
     """Stack equal-length segments for one batched pass. Returns obs (B, T, *obs_shape), acts (B, T, act_dim)."""
     return np.stack([s.obs for s in segments]), np.stack([s.acts for s in segments])
+
+
+class MemberReturns:
+    """Each reward member's raw return of segments, kept while the ensemble stays as it is.
+
+    One round evaluates the buffer for the output statistics right after the fit, then again for the logged
+    correlations and, after the next rollouts, for the query choice; the ensemble does not change in between, so each
+    segment is evaluated once per fit and only the segments new since then cost a pass. Entries are keyed by the
+    segment's observation array, which they hold (so its id is not reused while the entry lives); ``clear`` whenever
+    the ensemble changes.
+    """
+
+    def __init__(self) -> None:
+        self._sums: dict[int, tuple[object, np.ndarray]] = {}  # id(seg.obs) -> (seg.obs, (n_members,))
+
+    def __len__(self) -> int:
+        return len(self._sums)
+
+    def clear(self) -> None:
+        self._sums.clear()
+
+    def put(self, segments: Sequence[Segment], sums: np.ndarray) -> None:
+        """Remember ``sums`` (n_members, B), the raw member returns of ``segments`` under the current ensemble."""
+        for seg, col in zip(segments, np.asarray(sums).T, strict=True):
+            self._sums[id(seg.obs)] = (seg.obs, col)
+
+    def get(self, ensemble, segments: Sequence[Segment], keep_only: bool = False) -> np.ndarray:
+        """The raw member returns of ``segments``, evaluating (in one batch) only those not kept yet; with
+        ``keep_only``, forget every other segment.  # (n_members, B)"""
+        if not segments:
+            return np.zeros((ensemble.n_members, 0), dtype=np.float32)
+        missing = [s for s in segments if id(s.obs) not in self._sums]
+        if missing:
+            import torch
+
+            with torch.no_grad():
+                self.put(missing, ensemble.raw(*stack(missing)).sum(-1).cpu().numpy())
+        out = np.stack([self._sums[id(s.obs)][1] for s in segments], axis=1)
+        if keep_only:
+            wanted = {id(s.obs) for s in segments}
+            self._sums = {k: v for k, v in self._sums.items() if k in wanted}
+        return out

@@ -235,3 +235,31 @@ def test_initial_segments_come_from_uniform_random_actions_by_default(tiny_confi
     assert acts.min() >= -2.0 and acts.max() <= 2.0  # Pendulum's bounds
     # uniform on [-2, 2]: a quarter of the actions beyond +-1.5 (an untrained Gaussian policy, std 1: 13 %)
     assert 0.19 < np.mean(np.abs(acts) > 1.5) < 0.31
+
+
+def test_a_round_evaluates_the_buffer_once_and_its_figures_match_a_fresh_pass(tiny_config):
+    """The output statistics' pass over the buffer is what the logged correlation and the next query choice use:
+    the same figures as evaluating the segments afresh."""
+    import torch
+
+    from pbrl.reward.diagnostics import learned_true_corr
+    from pbrl.run_report import recent_corr
+    from pbrl.segments import stack
+
+    run = PreferenceRun.create(tiny_config(total_timesteps=384))
+    run.run(progress=False)
+    segments = run.buffer.segments()
+    assert len(run.member_returns) >= len(segments) > 3  # the last fit's pass covered the whole buffer
+    calls = []
+    raw = run.ensemble.raw
+    run.ensemble.raw = lambda obs, acts: calls.append(len(obs)) or raw(obs, acts)
+    cached = run.member_returns.get(run.ensemble, segments)
+    assert calls == []
+    with torch.no_grad():
+        fresh = raw(*stack(segments)).sum(-1).numpy()
+    np.testing.assert_allclose(cached, fresh, rtol=1e-4, atol=1e-5)
+    unqueried = [s for s in segments if s.id is None]
+    assert len(unqueried) >= 3
+    assert recent_corr(run.ensemble, segments, run.member_returns) == pytest.approx(
+        learned_true_corr(run.ensemble, unqueried), abs=1e-5)
+    run.close()

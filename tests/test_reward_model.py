@@ -351,3 +351,64 @@ def test_an_observation_only_ensemble_ignores_actions_and_survives_a_save(tmp_pa
     model.save(tmp_path / "r.pt")
     loaded, _ = load_ensemble(tmp_path / "r.pt")
     assert np.allclose(loaded.mean_reward(obs, a2), model.mean_reward(obs, a1))
+
+
+def _counting_raw(model):
+    """Count the steps ``model.raw`` evaluates (the cost ``MemberReturns`` saves)."""
+    calls = []
+    raw = model.raw
+
+    def counted(obs, acts):
+        calls.append(int(np.prod(np.shape(obs)[:-1])))
+        return raw(obs, acts)
+
+    model.raw = counted
+    return calls
+
+
+def test_member_returns_evaluate_each_segment_once_while_the_ensemble_stays(one_torch_thread):
+    from pbrl.segments import MemberReturns, Segment, stack
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = RewardEnsemble(RewardModelConfig(obs_dim=3, act_dim=2, n_members=3, hidden=8))
+
+    def segs(n):
+        return [Segment(obs=rng.normal(size=(5, 3)).astype(np.float32), acts=rng.normal(size=(5, 2)).astype(np.float32),
+                        true_rews=rng.normal(size=5), policy_step=0, episode=i, env_step=0) for i in range(n)]
+
+    old, new = segs(6), segs(2)
+    calls = _counting_raw(model)
+    cache = MemberReturns()
+    first = cache.get(model, old)
+    with torch.no_grad():
+        direct = model.raw(*stack(old)).sum(-1).numpy()
+    np.testing.assert_allclose(first, direct, rtol=1e-5, atol=1e-6)
+    assert calls == [30, 30]  # the cache's pass and the direct one
+    # the same segments again, one of them renamed by the store (same arrays): nothing evaluated
+    again = cache.get(model, [old[0].with_id(7), *old[1:]])
+    np.testing.assert_array_equal(again, first)
+    # after new rollouts: only the new segments cost a pass; keep_only forgets the ones that left the buffer
+    now = old[3:] + new
+    out = cache.get(model, now, keep_only=True)
+    assert calls[2:] == [10] and len(cache) == len(now)
+    np.testing.assert_array_equal(out[:, :3], first[:, 3:])
+    # the ensemble changed: everything is evaluated again
+    cache.clear()
+    cache.get(model, now)
+    assert calls[3:] == [25]
+    assert cache.get(model, []).shape == (3, 0)
+
+
+def test_normalised_returns_from_raw_ones_match_segment_returns(one_torch_thread):
+    torch.manual_seed(1)
+    model = RewardEnsemble(RewardModelConfig(obs_dim=3, act_dim=2, n_members=3, hidden=8))
+    rng = np.random.default_rng(1)
+    obs, acts = rng.normal(size=(40, 3)).astype(np.float32), rng.normal(size=(40, 2)).astype(np.float32)
+    r = model.fit_output_stats(obs * 3 + 1, acts)
+    assert tuple(r.shape) == (3, 40)
+    seg_obs, seg_acts = obs.reshape(8, 5, 3), acts.reshape(8, 5, 2)
+    with torch.no_grad():
+        raw_sums = model.raw(seg_obs, seg_acts).sum(-1).numpy()
+    np.testing.assert_allclose(model.normalised_returns(raw_sums, 5), model.segment_returns(seg_obs, seg_acts),
+                               rtol=1e-4, atol=1e-4)

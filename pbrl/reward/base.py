@@ -180,9 +180,16 @@ class EnsembleBase(nn.Module):
     def fit_input_stats_on_pairs(self, obs, acts) -> None:
         """Fit input statistics to labelled pairs obs (N, 2, T, ...), acts (N, 2, T, act_dim); none by default."""
 
+    def normalised_returns(self, raw_returns: np.ndarray, length: int) -> np.ndarray:
+        """Member returns of ``length``-step segments as ``segment_returns`` gives them, from their raw returns
+        (n_members, B): each member's normalisation applied to a sum of ``length`` steps.  # (n_members, B)"""
+        mean, std = self.out_mean.cpu().numpy()[:, None], self.out_std.cpu().numpy()[:, None]
+        return (np.asarray(raw_returns) - length * mean) / std * self.target_std
+
     @torch.no_grad()
-    def fit_output_stats(self, obs: np.ndarray, acts: np.ndarray) -> None:
-        """Normalise each member over these (recent) steps: obs (N, ...), acts (N, act_dim).
+    def fit_output_stats(self, obs: np.ndarray, acts: np.ndarray) -> torch.Tensor:
+        """Normalise each member over these (recent) steps: obs (N, ...), acts (N, act_dim). Returns the members'
+        raw rewards of those steps, which the statistics come from.  # (n_members, N)
 
         Raises ``NonFiniteError`` (and keeps the old statistics) when the new ones would be NaN or inf."""
         r = self.raw(obs, acts)  # (n_members, N)
@@ -191,6 +198,7 @@ class EnsembleBase(nn.Module):
         check_stats("output", torch.cat([mean, std]), self, obs, acts)
         self.out_mean.copy_(mean)
         self.out_std.copy_(std)
+        return r
 
     # -- checkpoints: the kind, the config as a dict, the weights and statistics, and the caller's ``extra`` --------
 
