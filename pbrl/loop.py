@@ -82,6 +82,7 @@ class PreferenceRun:
         self.ppo = run_parts.build_ppo(cfg, self.venv, self.device, hooks, saved and saved.policy)
         self.buffer = SegmentBuffer(cfg.method.segment_buffer_size)
         self.member_returns = MemberReturns()  # the buffer's member returns under the ensemble since its last fit
+        self.stats_segments: list[Segment] = []  # the recent segments the last fit's output statistics came from
         self.labeler, self.judge = run_parts.build_labeler(cfg, labeler)
         self.heldout = run_parts.build_heldout(cfg, self.judge, saved and saved.heldout)
         self.ensemble, self.trainer, self.pairs = None, None, None
@@ -162,10 +163,15 @@ class PreferenceRun:
             self.warn_shortfall(self.state.round, 0, n_queries, len(self.buffer))
             return []
         segments = self.buffer.segments()
-        member_returns = self.member_returns.get(self.ensemble, segments, keep_only=True)  # (n_members, n_segments)
+        self.member_returns.retain(segments)
         method = self.cfg.method
         candidates = self.buffer.sample_pairs(n_queries * method.oversample, self.rng, method.pair_phase)
         candidates = unasked(candidates, [s.id for s in segments], self.store.asked_pairs())
+        # only the candidates' segments are evaluated (none for random selection), most of them kept since the fit
+        member_returns = np.zeros((self.ensemble.n_members, len(segments)), dtype=np.float32)
+        if method.query_selection != "random" and len(candidates):
+            used = np.unique(candidates)
+            member_returns[:, used] = self.member_returns.get(self.ensemble, [segments[i] for i in used])
         chosen = select_queries(member_returns, candidates, n_queries, method.query_selection, self.rng)
         if len(chosen) < n_queries:
             self.warn_shortfall(self.state.round, len(chosen), n_queries, len(segments))
@@ -201,8 +207,9 @@ class PreferenceRun:
         """The labelled pairs the ensemble is fitted on (the most recent --max-labels-used)."""
         return self.pairs.dataset(self.store, self.cfg.method.max_labels_used or None)  # type: ignore[union-attr]
 
-    def fit(self, n_epochs: int) -> FitStats | None:
-        """Refit the ensemble on all labels, then renormalise each member over the recent segments."""
+    def fit(self, n_epochs: int, pretraining: bool = False) -> FitStats | None:
+        """Refit the ensemble on all labels, then renormalise each member over the recent segments. L2 adapts after
+        every epoch of the pretraining fit and once a round after that."""
         assert self.ensemble is not None and self.trainer is not None
         data = self.dataset()
         if data is None or n_epochs == 0:
@@ -210,8 +217,8 @@ class PreferenceRun:
         t0 = time.perf_counter()
         self.member_returns.clear()  # the fit changes the ensemble
         self.ensemble.fit_input_stats_on_pairs(data.obs, data.acts)
-        stats = self.trainer.fit(data, n_epochs)
-        recent = self.recent_segments()
+        stats = self.trainer.fit(data, n_epochs, adapt_each_epoch=pretraining)
+        self.stats_segments = recent = self.recent_segments()
         obs, acts = stack(recent)
         r = self.ensemble.fit_output_stats(obs.reshape(-1, *obs.shape[2:]), acts.reshape(-1, acts.shape[-1]))
         self.member_returns.put(recent, r.reshape(r.shape[0], len(recent), -1).sum(-1).cpu().numpy())
@@ -231,7 +238,7 @@ class PreferenceRun:
 
     def log_round(self) -> None:
         corrs = {} if self.ensemble is None else run_report.reward_model_corrs(
-            self.ensemble, self.heldout, self.recent_segments(), judged=self.judge is not None,
+            self.ensemble, self.heldout, self.stats_segments or self.recent_segments(), judged=self.judge is not None,
             returns=self.member_returns)
         run_report.log_round(self.ppo.logger, self.store.counts(), self.state, corrs, self.ppo.ep_info_buffer,
                              self.ppo.num_timesteps)
@@ -262,7 +269,7 @@ class PreferenceRun:
                 wait_for_answers(self.store, lambda c: c.n_pending == 0, bar,
                                  f"the first {self.schedule.n_initial} labels", self.run_dir)
             kill_point("pretrain")
-            self.fit(cfg.reward_model.pretrain_epochs)
+            self.fit(cfg.reward_model.pretrain_epochs, pretraining=True)
             state.pretrained = True
             state.wall_time_s = time.perf_counter() - start
             self.checkpoint()

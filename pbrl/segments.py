@@ -184,9 +184,14 @@ class MemberReturns:
         for seg, col in zip(segments, np.asarray(sums).T, strict=True):
             self._sums[id(seg.obs)] = (seg.obs, col)
 
-    def get(self, ensemble, segments: Sequence[Segment], keep_only: bool = False) -> np.ndarray:
-        """The raw member returns of ``segments``, evaluating (in one batch) only those not kept yet; with
-        ``keep_only``, forget every other segment.  # (n_members, B)"""
+    def retain(self, segments: Sequence[Segment]) -> None:
+        """Forget every segment but these (the ones still in the buffer)."""
+        wanted = {id(s.obs) for s in segments}
+        self._sums = {k: v for k, v in self._sums.items() if k in wanted}
+
+    def get(self, ensemble, segments: Sequence[Segment]) -> np.ndarray:
+        """The raw member returns of ``segments``, evaluating (in one batch) only those not kept yet.
+        # (n_members, B)"""
         if not segments:
             return np.zeros((ensemble.n_members, 0), dtype=np.float32)
         missing = [s for s in segments if id(s.obs) not in self._sums]
@@ -195,8 +200,4 @@ class MemberReturns:
 
             with torch.no_grad():
                 self.put(missing, ensemble.raw(*stack(missing)).sum(-1).cpu().numpy())
-        out = np.stack([self._sums[id(s.obs)][1] for s in segments], axis=1)
-        if keep_only:
-            wanted = {id(s.obs) for s in segments}
-            self._sums = {k: v for k, v in self._sums.items() if k in wanted}
-        return out
+        return np.stack([self._sums[id(s.obs)][1] for s in segments], axis=1)

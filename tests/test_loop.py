@@ -263,3 +263,33 @@ def test_a_round_evaluates_the_buffer_once_and_its_figures_match_a_fresh_pass(ti
     assert recent_corr(run.ensemble, segments, run.member_returns) == pytest.approx(
         learned_true_corr(run.ensemble, unqueried), abs=1e-5)
     run.close()
+
+
+@pytest.mark.parametrize("selection", ["disagreement", "random"])
+def test_choosing_queries_evaluates_only_the_candidates_segments(tiny_config, selection):
+    run = PreferenceRun.create(tiny_config(total_timesteps=384, query_selection=selection))
+    run.run(progress=False)
+    run.member_returns.clear()  # as if the ensemble had just changed: nothing kept
+    evaluated = []
+    raw = run.ensemble.raw
+    run.ensemble.raw = lambda obs, acts: evaluated.append(len(obs)) or raw(obs, acts)
+    assert len(run.ask(2)) == 2
+    n_candidates = 2 * run.cfg.method.oversample
+    if selection == "random":
+        assert evaluated == []  # no returns needed
+    else:
+        assert len(evaluated) == 1 and 2 <= evaluated[0] <= 2 * n_candidates < len(run.buffer)
+    run.close()
+
+
+def test_l2_adapts_every_epoch_while_pretraining_and_once_a_round_after(tiny_config):
+    run = PreferenceRun.create(tiny_config(total_timesteps=384))
+    calls = []
+    fit = run.trainer.fit
+    run.trainer.fit = lambda data, n_epochs, adapt_each_epoch=True: (
+        calls.append((n_epochs, adapt_each_epoch)), fit(data, n_epochs, adapt_each_epoch))[1]
+    run.run(progress=False)
+    run.close()
+    cfg = run.cfg.reward_model
+    assert calls[0] == (cfg.pretrain_epochs, True)
+    assert len(calls) > 1 and set(calls[1:]) == {(cfg.fit_epochs, False)}

@@ -388,9 +388,11 @@ def test_member_returns_evaluate_each_segment_once_while_the_ensemble_stays(one_
     # the same segments again, one of them renamed by the store (same arrays): nothing evaluated
     again = cache.get(model, [old[0].with_id(7), *old[1:]])
     np.testing.assert_array_equal(again, first)
-    # after new rollouts: only the new segments cost a pass; keep_only forgets the ones that left the buffer
+    # after new rollouts: only the new segments cost a pass; retain forgets the ones that left the buffer
     now = old[3:] + new
-    out = cache.get(model, now, keep_only=True)
+    cache.retain(now)
+    assert len(cache) == 3
+    out = cache.get(model, now)
     assert calls[2:] == [10] and len(cache) == len(now)
     np.testing.assert_array_equal(out[:, :3], first[:, 3:])
     # the ensemble changed: everything is evaluated again

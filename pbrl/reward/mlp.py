@@ -84,6 +84,9 @@ class RewardEnsemble(EnsembleBase, kind="mlp"):
     """An ensemble of reward nets r(o, a) with input standardisation and per-member output normalisation."""
 
     eval_chunk = 256  # 256 Hopper pairs of 50 steps: 10 MB of hidden activations a member
+    # 200 recent segments (10,000 steps of 50) pin each member's mean and std down as well as the whole buffer does,
+    # at a fifth of the pass the round pays after every fit
+    max_stats_segments = 200
 
     def __init__(self, cfg: RewardModelConfig):
         super().__init__()
