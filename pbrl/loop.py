@@ -236,9 +236,13 @@ class PreferenceRun:
         # VecNormalize has no statistics without norm_obs
         return self.venv.obs_rms if self.cfg.ppo.settings["normalize"] else None
 
+    def reported_segments(self) -> list[Segment]:
+        """The recent segments the reports correlate over: the last fit's statistics sample (already evaluated)."""
+        return self.stats_segments or self.recent_segments()
+
     def log_round(self) -> None:
         corrs = {} if self.ensemble is None else run_report.reward_model_corrs(
-            self.ensemble, self.heldout, self.stats_segments or self.recent_segments(), judged=self.judge is not None,
+            self.ensemble, self.heldout, self.reported_segments(), judged=self.judge is not None,
             returns=self.member_returns)
         run_report.log_round(self.ppo.logger, self.store.counts(), self.state, corrs, self.ppo.ep_info_buffer,
                              self.ppo.num_timesteps)
@@ -307,7 +311,7 @@ class PreferenceRun:
         """Evaluate the final policy on the true reward and write metrics.json."""
         report = run_report.evaluate(self.cfg, self.ppo, self._obs_rms(), FINAL_EVAL_SEED)
         corrs = run_report.NO_REWARD_MODEL if self.ensemble is None else run_report.final_reward_model_corrs(
-            self.ensemble, self.heldout, self.recent_segments(), self.store, returns=self.member_returns)
+            self.ensemble, self.heldout, self.reported_segments(), self.store, returns=self.member_returns)
         metrics = run_report.write_metrics(self.cfg, self.state, self.run_dir, self.store.counts(),
                                            self.ppo.num_timesteps, report, corrs)
         self.finished = True

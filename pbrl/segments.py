@@ -163,11 +163,11 @@ def stack(segments: Sequence[Segment]) -> tuple[np.ndarray, np.ndarray]:
 class MemberReturns:
     """Each reward member's raw return of segments, kept while the ensemble stays as it is.
 
-    One round evaluates the buffer for the output statistics right after the fit, then again for the logged
-    correlations and, after the next rollouts, for the query choice; the ensemble does not change in between, so each
-    segment is evaluated once per fit and only the segments new since then cost a pass. Entries are keyed by the
-    segment's observation array, which they hold (so its id is not reused while the entry lives); ``clear`` whenever
-    the ensemble changes.
+    Right after a fit the output statistics evaluate a sample of the buffer; the round's logged correlation over
+    those segments and, after the next rollouts, the query choice (its candidates' segments) reuse what that pass
+    computed, since the ensemble does not change in between, and only segments outside it cost a pass. Entries are
+    keyed by the segment's observation array, which they hold (so its id is not reused while the entry lives);
+    ``clear`` whenever the ensemble changes.
     """
 
     def __init__(self) -> None:
