@@ -207,9 +207,8 @@ class PreferenceRun:
         """The labelled pairs the ensemble is fitted on (the most recent --max-labels-used)."""
         return self.pairs.dataset(self.store, self.cfg.method.max_labels_used or None)  # type: ignore[union-attr]
 
-    def fit(self, n_epochs: int, pretraining: bool = False) -> FitStats | None:
-        """Refit the ensemble on all labels, then renormalise each member over the recent segments. L2 adapts after
-        every epoch of the pretraining fit and once a round after that."""
+    def fit(self, n_epochs: int) -> FitStats | None:
+        """Refit the ensemble on all labels, then renormalise each member over the recent segments."""
         assert self.ensemble is not None and self.trainer is not None
         data = self.dataset()
         if data is None or n_epochs == 0:
@@ -217,7 +216,7 @@ class PreferenceRun:
         t0 = time.perf_counter()
         self.member_returns.clear()  # the fit changes the ensemble
         self.ensemble.fit_input_stats_on_pairs(data.obs, data.acts)
-        stats = self.trainer.fit(data, n_epochs, adapt_each_epoch=pretraining)
+        stats = self.trainer.fit(data, n_epochs)
         self.stats_segments = recent = self.recent_segments()
         obs, acts = stack(recent)
         r = self.ensemble.fit_output_stats(obs.reshape(-1, *obs.shape[2:]), acts.reshape(-1, acts.shape[-1]))
@@ -273,7 +272,7 @@ class PreferenceRun:
                 wait_for_answers(self.store, lambda c: c.n_pending == 0, bar,
                                  f"the first {self.schedule.n_initial} labels", self.run_dir)
             kill_point("pretrain")
-            self.fit(cfg.reward_model.pretrain_epochs, pretraining=True)
+            self.fit(cfg.reward_model.pretrain_epochs)
             state.pretrained = True
             state.wall_time_s = time.perf_counter() - start
             self.checkpoint()

@@ -280,16 +280,3 @@ def test_choosing_queries_evaluates_only_the_candidates_segments(tiny_config, se
     else:
         assert len(evaluated) == 1 and 2 <= evaluated[0] <= 2 * n_candidates < len(run.buffer)
     run.close()
-
-
-def test_l2_adapts_every_epoch_while_pretraining_and_once_a_round_after(tiny_config):
-    run = PreferenceRun.create(tiny_config(total_timesteps=384))
-    calls = []
-    fit = run.trainer.fit
-    run.trainer.fit = lambda data, n_epochs, adapt_each_epoch=True: (
-        calls.append((n_epochs, adapt_each_epoch)), fit(data, n_epochs, adapt_each_epoch))[1]
-    run.run(progress=False)
-    run.close()
-    cfg = run.cfg.reward_model
-    assert calls[0] == (cfg.pretrain_epochs, True)
-    assert len(calls) > 1 and set(calls[1:]) == {(cfg.fit_epochs, False)}

@@ -265,16 +265,3 @@ def test_the_training_loss_l2_adapts_to_is_the_last_epochs_minibatch_loss():
     with torch.no_grad():
         again = trainer._member_losses(source[boot], torch.as_tensor(data.labels, dtype=torch.float32)[boot])
     assert 0.5 * stats.train_loss < again.mean().item() < stats.train_loss * 1.05
-
-
-@pytest.mark.parametrize(("each_epoch", "expected"), [(True, 4), (False, 1)])
-def test_a_rounds_fit_measures_validation_and_adapts_l2_once_after_its_last_epoch(each_epoch, expected):
-    data = _dataset(120, 0.3, np.random.default_rng(6))
-    trainer = _trainer(batch_size=16)
-    adapted, scored = [], []
-    adapt, evaluate = trainer.adapt_l2, trainer.evaluate
-    trainer.adapt_l2 = lambda train, val: (adapted.append((train, val)), adapt(train, val))[1]
-    trainer.evaluate = lambda d, *groups, **kw: (scored.append(1), evaluate(d, *groups, **kw))[1]
-    stats = trainer.fit(data, n_epochs=4, adapt_each_epoch=each_epoch)
-    assert len(adapted) == len(scored) == expected
-    assert (stats.train_loss, stats.val_loss) == adapted[-1]  # what is reported is what L2 adapted to

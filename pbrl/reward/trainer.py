@@ -106,10 +106,8 @@ class RewardTrainer:
             out[g] = (float(losses[part].mean()), acc)
         return out
 
-    def fit(self, data: PreferenceDataset, n_epochs: int, adapt_each_epoch: bool = True) -> FitStats:
-        """Run ``n_epochs`` over a fresh bootstrap resample per member; measure the validation pairs and adapt L2
-        after each epoch, or with ``adapt_each_epoch`` False only after the last (a round's few epochs, where
-        measuring every epoch cost a fifth of the fit).
+    def fit(self, data: PreferenceDataset, n_epochs: int) -> FitStats:
+        """Run ``n_epochs`` over a fresh bootstrap resample per member; adapt L2 after each epoch.
 
         Raises ``NonFiniteError`` before fitting when ``data`` holds NaN or inf, and when the training loss or the
         parameters become non-finite (then the model is spoilt: keep the last checkpoint)."""
@@ -147,9 +145,8 @@ class RewardTrainer:
                 # the training loss is the epoch's own: each member on its bootstrap pairs as it fitted them (no
                 # second pass over them; measuring it again cost as much as the epoch). Validation is measured.
                 train_loss = torch.stack(fits).sum().item() / (len(fits) * n_members)
-                if adapt_each_epoch or epoch == n_epochs - 1:
-                    [(val_loss, val_acc)] = self.evaluate(data, self._sample(val_idx), source=source)
-                    self.adapt_l2(train_loss, val_loss)
+                [(val_loss, val_acc)] = self.evaluate(data, self._sample(val_idx), source=source)
+                self.adapt_l2(train_loss, val_loss)
         finally:  # a raise leaves no dropout on
             self.model.eval()
         assert_finite_parameters(self.model, "the reward model's parameters became non-finite during the fit")
