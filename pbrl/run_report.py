@@ -78,20 +78,20 @@ def heldout_judge_corr(ensemble: EnsembleBase | None, heldout: HeldOutSample) ->
     return learned_true_corr(ensemble, heldout.segments(), targets=scores)
 
 
-def recent_corr(ensemble: EnsembleBase, recent: Sequence[Segment], returns: MemberReturns | None = None) -> float:
-    """Learned vs true return over the ``recent`` segments that no comparison used, from the member returns the
-    round already has (``returns``) where given."""
+def recent_corr(ensemble: EnsembleBase, recent: Sequence[Segment], returns: MemberReturns) -> float:
+    """Learned vs true return over the ``recent`` segments that no comparison used (NaN for fewer than 3), from the
+    member returns the round already has (``returns``)."""
     unqueried = [s for s in recent if s.id is None]
-    if returns is None or len(unqueried) < 3:
-        return learned_true_corr(ensemble, unqueried)
+    if len(unqueried) < 3:
+        return float("nan")
     learned = ensemble.normalised_returns(returns.get(ensemble, unqueried), unqueried[0].length).mean(axis=0)
     return pearson(learned, np.array([s.true_return for s in unqueried], dtype=np.float64))
 
 
 def reward_model_corrs(ensemble: EnsembleBase, heldout: HeldOutSample, recent: Sequence[Segment],
-                       judged: bool, returns: MemberReturns | None = None) -> dict[str, float]:
+                       judged: bool, returns: MemberReturns) -> dict[str, float]:
     """What each round logs of the reward model: learned vs true return over the held-out sample (never queried)
-    and over the ``recent`` segments that no comparison used (from ``returns`` where given); where a judge labels
+    and over the ``recent`` segments that no comparison used (from ``returns``); where a judge labels
     (``judged``), learned return vs the judge's score over the held-out sample."""
     out = {"learned_true_return_corr": learned_true_corr(ensemble, heldout.segments()),
            "learned_true_return_corr_recent": recent_corr(ensemble, recent, returns)}
@@ -101,7 +101,7 @@ def reward_model_corrs(ensemble: EnsembleBase, heldout: HeldOutSample, recent: S
 
 
 def final_reward_model_corrs(ensemble: EnsembleBase, heldout: HeldOutSample, recent: Sequence[Segment],
-                             store: PreferenceStore, returns: MemberReturns | None = None) -> dict[str, Any]:
+                             store: PreferenceStore, returns: MemberReturns) -> dict[str, Any]:
     """What metrics.json keeps of the reward model: ``reward_model_corrs`` (the judge's None where none labels),
     the held-out sample's size, and learned vs true return over the validation comparisons' segments (never
     fitted, but picked by the selector where members disagreed)."""
