@@ -120,6 +120,51 @@ def test_adapt_l2_repeated_stays_within_bounds():
     assert trainer.l2 == pytest.approx(trainer.cfg.l2_min)
 
 
+def _identical_members(trainer: RewardTrainer) -> None:
+    with torch.no_grad():
+        for p in trainer.model.net.parameters():
+            p.copy_(p[:1].expand_as(p))
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 64])
+def test_the_split_validation_loss_equals_the_full_one_when_the_members_agree(chunk):
+    # each pair measured by one member is the full measurement when every member is the same net
+    data = _dataset(30, 0.5, np.random.default_rng(4))
+    trainer = _trainer(n_members=3)
+    _identical_members(trainer)
+    val = np.flatnonzero(data.is_val)  # 15 pairs: 5 a member
+    source = trainer.model.pair_source(data.obs, data.acts)
+    labels = torch.as_tensor(data.labels, dtype=torch.float32)
+    [(full, _)] = trainer.evaluate(data, val, source=source)
+    assert trainer.split_val_loss(val, source, labels, chunk) == pytest.approx(full, rel=1e-5)
+
+
+def test_the_split_validation_loss_averages_to_the_full_one_over_splits():
+    # members that differ: one split is an estimate, unbiased over the random splits
+    data = _dataset(60, 0.5, np.random.default_rng(5))
+    trainer = _trainer(n_members=3, seed=5)
+    val = np.flatnonzero(data.is_val)  # 30 pairs, so every split uses all of them
+    source = trainer.model.pair_source(data.obs, data.acts)
+    labels = torch.as_tensor(data.labels, dtype=torch.float32)
+    [(full, _)] = trainer.evaluate(data, val, source=source)
+    splits = [trainer.split_val_loss(val, source, labels, 64) for _ in range(400)]
+    assert np.std(splits) > 0  # the members do differ
+    assert np.mean(splits) == pytest.approx(full, rel=0.02)
+
+
+def test_a_fit_measures_every_member_on_every_validation_pair_only_after_its_last_epoch(monkeypatch):
+    data = _dataset(60, 0.5, np.random.default_rng(6))
+    trainer = _trainer(batch_size=8)
+    calls = []
+    full, split = trainer.evaluate, trainer.split_val_loss
+    monkeypatch.setattr(trainer, "evaluate", lambda *a, **k: (calls.append("full"), full(*a, **k))[1])
+    monkeypatch.setattr(trainer, "split_val_loss", lambda *a, **k: (calls.append("split"), split(*a, **k))[1])
+    stats = trainer.fit(data, n_epochs=5)
+    assert calls == ["split"] * 4 + ["full"]
+    [(loss, acc)] = full(data, np.flatnonzero(data.is_val))
+    assert (stats.val_loss, stats.val_accuracy) == pytest.approx((loss, acc))  # the report is the full measurement
+
+
 # --- learning ---------------------------------------------------------------------------------------------
 
 def test_fit_learns_simple_reward():
@@ -146,8 +191,9 @@ def test_max_batches_bounds_the_updates_and_the_pairs_scored():
     steps, scored = [], []
     step = trainer.optimizer.step
     trainer.optimizer.step = lambda *a, **k: (steps.append(1), step(*a, **k))[1]
-    evaluate = trainer.evaluate
+    evaluate, split = trainer.evaluate, trainer.split_val_loss
     trainer.evaluate = lambda d, *groups, **kw: (scored.extend(map(len, groups)), evaluate(d, *groups, **kw))[1]
+    trainer.split_val_loss = lambda idx, *a: (scored.append(len(idx)), split(idx, *a))[1]
     trainer.fit(data, n_epochs=2)
     assert len(steps) == 2 * 3  # 3 minibatches an epoch instead of ~18
     assert scored == [48, 48]  # the val loss on 3 x 16 pairs each epoch; the train loss is the epoch's own
