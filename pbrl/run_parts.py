@@ -169,10 +169,10 @@ def build_reward_model(cfg: TrainConfig, venv: VecNormalize, device: str, rng: n
             use_actions=rm.use_actions)), {}
     ensemble.to(device).eval()
     trainer = RewardTrainer(ensemble, TrainerConfig(lr=rm.lr, batch_size=rm.batch_size, max_batches=rm.fit_max_batches,
-                                                    l2_init=rm.l2_init), rng)
+                                                    l2_init=rm.l2_init, l2_max=rm.l2_max), rng)
     if "optimizer" in extra:
         trainer.optimizer.load_state_dict(extra["optimizer"])
-        trainer.l2 = extra["l2"]
+        trainer.l2 = min(extra["l2"], trainer.cfg.l2_max)  # a lower bound given on resume applies at once
     return ensemble, trainer
 
 

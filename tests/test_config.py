@@ -85,6 +85,7 @@ _SUB_CONFIG_FIELDS = {
     ("pbrl.reward.trainer", "TrainerConfig", "lr"): "reward_lr",
     ("pbrl.reward.trainer", "TrainerConfig", "batch_size"): "reward_batch_size",
     ("pbrl.reward.trainer", "TrainerConfig", "l2_init"): "l2_init",
+    ("pbrl.reward.trainer", "TrainerConfig", "l2_max"): "l2_max",
     ("pbrl.reward.trainer", "TrainerConfig", "max_batches"): "fit_max_batches",
     ("pbrl.reward.mlp", "RewardModelConfig", "n_members"): "n_members",
     ("pbrl.reward.mlp", "RewardModelConfig", "hidden"): "reward_hidden",

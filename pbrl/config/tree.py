@@ -73,6 +73,7 @@ class RewardConfig:
                                 check="nonneg", resume=True)
     l2_init: float = knob(1e-3, "initial L2 coefficient (then adapted to keep val loss 1.1-1.5x train loss)",
                           check="nonneg")
+    l2_max: float = knob(10.0, "the adapted L2 coefficient's upper bound", check="positive", resume=True)
 
     @property
     def use_actions(self) -> bool:

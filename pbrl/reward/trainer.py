@@ -35,7 +35,7 @@ class TrainerConfig:
     batch_size: int = RewardConfig.batch_size
     l2_init: float = RewardConfig.l2_init
     l2_min: float = 1e-7
-    l2_max: float = 10.0
+    l2_max: float = RewardConfig.l2_max
     l2_factor: float = 1.5
     val_train_ratio_low: float = 1.1
     val_train_ratio_high: float = 1.5
