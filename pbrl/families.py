@@ -159,12 +159,13 @@ FAMILIES: Mapping[str, Family] = _frozen({
         ppo_preset="fast"),
     "behaviour": Family(
         "behaviour", "pbrl's behaviour envs (no reward of their own: a person or a judge decides)", after_end="none",
-        eval_keys=("torso_angle", "feet_down"), ranking="backflips", ppo_preset="zoo"),
+        eval_keys=("torso_angle", "feet_down"), ranking="backflips", ppo_preset="zoo",
+        method=_frozen({"l2_max": 10.0})),  # the bound they were tuned with
     "atari": Family(
         "atari", "the paper's seven Atari games (score masked, restart after a game over, 84x84 frames)",
         method=_frozen({"segment_length": 25, "label_rate_constant": 5e6, "max_labels_used": 3000,
                         "segment_buffer_size": 300, "reward_batch_size": 16, "fit_epochs": 1,
-                        "fit_max_batches": 16}),
+                        "fit_max_batches": 16, "l2_max": 10.0}),  # the CNN's measured bound
         images=True, after_end="none", eval_keys=("finished_game_score",), ppo_preset="atari"),  # atari.GAME_SCORE_KEY
     "other": Family("other", "any other Gymnasium env: the global defaults and SB3's PPO settings"),
 })

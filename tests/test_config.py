@@ -151,6 +151,12 @@ def test_a_bad_value_of_any_checked_knob_is_one_line_naming_its_flag(name, tiny_
         cfg.validate()
 
 
+def test_an_initial_l2_above_its_bound_is_one_line_naming_both_flags(tiny_config):
+    tiny_config().replace(l2_init=0.01, l2_max=0.01).validate()  # at the bound is fine
+    with pytest.raises(ConfigError, match="--l2-init 0.1 is above --l2-max 0.01"):
+        tiny_config().replace(l2_init=0.1, l2_max=0.01).validate()
+
+
 @pytest.mark.parametrize("name", [n for n, (g, f) in KNOBS.items() if f.metadata["choices"]])
 def test_a_value_outside_a_knobs_choices_is_one_line_with_the_choices(name, tiny_config):
     cfg = tiny_config().replace(**{name: "no-such-choice"})

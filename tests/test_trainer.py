@@ -105,7 +105,7 @@ def test_fit_without_training_pairs_reports_nan_and_trains_nothing():
     ],
 )
 def test_adapt_l2(train_loss, val_loss, l2_init, expected):
-    trainer = _trainer(l2_init=l2_init)
+    trainer = _trainer(l2_init=l2_init, l2_max=10.0)
     trainer.adapt_l2(train_loss, val_loss)
     assert trainer.l2 == pytest.approx(expected, rel=1e-12)
 
