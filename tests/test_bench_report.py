@@ -375,3 +375,21 @@ def test_the_random_policy_return_of_a_real_env_is_computed_once_cached_and_repe
     assert build_report(sweep) == first and cache.read_text() == cached  # read from the cache, not rewritten
     cache.unlink()
     assert build_report(sweep) == first  # computed again: the same episodes and actions, the same R
+
+
+def test_a_panel_with_only_the_baseline_finished_says_so_and_shows_no_budget_axis(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from pbrl.bench.plots import plot_label_efficiency
+
+    trials = [("Hopper-v5", "true", None, 0, 1000.0), ("Hopper-v5", "learned", 700, 0, None),
+              ("Reacher-v5", "true", None, 0, -4.0), ("Reacher-v5", "learned", 700, 0, -4.2)]
+    report = build_report(write_sweep(tmp_path / "sweep", trials, random_returns={"Reacher-v5": REACHER_RANDOM}))
+    drawn: list[Figure] = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: drawn.append(fig))
+    plot_label_efficiency(report, tmp_path / "x.png")
+    panels = {ax.get_title(): ax for ax in drawn[0].axes if ax.get_title()}
+    texts = {title: [t.get_text() for t in ax.texts] for title, ax in panels.items()}
+    assert texts == {"Hopper-v5": ["no learned-reward cell finished yet"], "Reacher-v5": []}
+    assert list(panels["Hopper-v5"].get_xticks()) == []
+    assert [t.get_text() for t in panels["Reacher-v5"].get_xticklabels()] == ["700"]

@@ -89,6 +89,11 @@ def plot_label_efficiency(report: dict[str, Any], path: Path) -> None:
             ax.set_xticks(budgets, [f"{b:,}" for b in budgets])
             ax.minorticks_off()
             ax.set_xlim(budgets[0] / 1.5, budgets[-1] * 1.5)  # room for the shifted points, also for one budget
+        else:  # no budget to place: no numbers on the axis, and say why the panel holds only the baseline
+            ax.set_xticks([])
+            if any(c["reward"] != "true" for c in cells):
+                ax.text(0.5, 0.5, "no learned-reward cell finished yet", ha="center", va="center",
+                        transform=ax.transAxes, color="grey")
         low, high = ax.get_ylim()
         if low > 0:  # from zero: a ratio of returns reads right only on an axis that starts there
             ax.set_ylim(0, high * 1.08)  # and room above the true-reward line

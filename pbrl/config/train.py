@@ -152,9 +152,10 @@ class TrainConfig(RunSettings):
             message = problem(self.value(name), f, flag_of(f))
             if message:
                 raise ConfigError(message)
-        if self.value("l2_init") > self.value("l2_max"):
-            raise ConfigError(f"--l2-init {self.value('l2_init')} is above --l2-max {self.value('l2_max')}: L2 starts at "
-                              "--l2-init and is never adapted above --l2-max; lower --l2-init or raise --l2-max")
+        l2_init, l2_max = self.value("l2_init"), self.value("l2_max")
+        if l2_init > l2_max:
+            raise ConfigError(f"--l2-init {l2_init} is above --l2-max {l2_max}: L2 starts at --l2-init and is never "
+                              "adapted above --l2-max; lower --l2-init or raise --l2-max")
         check_labeler(self.labeler, self.env_id)
         check_device(self.device)
         check_ppo_preset(self.env_id, self.ppo.preset)
