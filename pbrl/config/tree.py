@@ -74,7 +74,7 @@ class RewardConfig:
     l2_init: float = knob(1e-3, "initial L2 coefficient (then adapted to keep val loss 1.1-1.5x train loss)",
                           check="nonneg")
     # 10 let a fit on few labels (the 200 pretraining epochs on the first quarter of 350) push L2 there and keep it,
-    # and let a run's L2 climb x1.5 an epoch for ten rounds and flatten the reward model: Hopper at 350 labels 289 ->
+    # and let a run's L2 climb x1.5 an epoch for ten rounds and flatten the reward model: Hopper at 350 labels 304 ->
     # 2,610, at 700 labels (seed 1) 1,582 -> 2,408 with 0.01 (results/mujoco/l2_windup.md)
     l2_max: float = knob(0.01, "the adapted L2 coefficient's upper bound (the penalty is this times each net's sum "
                          "of squared weights, ~43 at initialisation)", check="positive", resume=True)

@@ -3,7 +3,9 @@
 ``RewardTrainer.fit`` takes a ``PreferenceDataset`` (pairs of segments with labels and a fixed train/val flag),
 draws one bootstrap resample of the training pairs per member, runs a few epochs of Bradley-Terry cross-entropy,
 and after each epoch moves the L2 coefficient so that validation loss stays within 1.1-1.5x training loss (the
-epoch's own minibatch losses: measuring the training pairs again cost as much as the epoch). A
+epoch's own minibatch losses: measuring the training pairs again cost as much as the epoch), never above ``l2_max``
+(unbounded, it wound up and flattened the nets). Before the last epoch the validation loss is measured with each pair
+by one member, after it by every member on every pair (the loss and accuracy the fit reports). A
 dataset holding NaN or inf, or a loss that becomes non-finite, raises ``NonFiniteError`` instead of a fit that reports
 NaN losses beside a perfect accuracy.
 """
