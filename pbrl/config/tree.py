@@ -77,7 +77,7 @@ class RewardConfig:
     # and let a run's L2 climb x1.5 an epoch for ten rounds and flatten the reward model: Hopper at 350 labels 304 ->
     # 2,610, at 700 labels (seed 1) 1,582 -> 2,408 with 0.01 (results/mujoco/l2_windup.md)
     l2_max: float = knob(0.01, "the adapted L2 coefficient's upper bound (the penalty is this times each net's sum "
-                         "of squared weights, ~43 at initialisation)", check="positive", resume=True)
+                         "of squared weights, ~43 for a fresh 2x64 MLP)", check="positive", resume=True)
 
     @property
     def use_actions(self) -> bool:
