@@ -129,6 +129,16 @@ def test_config_json_records_where_values_came_from(tmp_path, capsys):
     assert "segment_length" not in sources  # the global default
 
 
+def test_the_double_pendulums_reward_model_sees_observations_only_unless_a_flag_says_otherwise():
+    from pbrl.config import TrainConfig, value_sources
+
+    assert TrainConfig.for_env("InvertedDoublePendulum-v5").reward_model.use_actions is False
+    assert TrainConfig.for_env("InvertedDoublePendulum-v5", reward_inputs="obs+action").reward_model.use_actions
+    assert TrainConfig.for_env("InvertedPendulum-v5").reward_model.use_actions  # measured with r(o, a): 1,000 x 3
+    sources = value_sources("InvertedDoublePendulum-v5", {}, {}, "zoo")
+    assert sources["reward_inputs"] == "task InvertedDoublePendulum"
+
+
 def test_an_unknown_preset_is_one_line(tmp_path, capsys):
     code = main(["train", "--run-dir", str(tmp_path / "r"), "--env", "Hopper-v5", "--ppo-preset", "fastest"])
     err = capsys.readouterr().err.strip().splitlines()
