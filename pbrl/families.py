@@ -59,12 +59,14 @@ class Task:
 
 # --- PPO presets --------------------------------------------------------------------------------------------------
 
-#: SB3's PPO defaults, with observation normalisation: the base every preset changes.
+#: SB3's PPO defaults, with observation normalisation: the base every preset changes. ``lr_schedule`` is pbrl's:
+#: "constant", or "linear" (the learning rate falls to 0 at the run's last step, set once per round).
 PPO_BASE: Mapping[str, Any] = _frozen({
     "policy": "MlpPolicy", "n_envs": 1, "normalize": True, "n_steps": 2048, "batch_size": 64, "n_epochs": 10,
-    "gamma": 0.99, "gae_lambda": 0.95, "learning_rate": 3e-4, "ent_coef": 0.0, "clip_range": 0.2,
-    "max_grad_norm": 0.5, "vf_coef": 0.5, "policy_kwargs": {},
+    "gamma": 0.99, "gae_lambda": 0.95, "learning_rate": 3e-4, "lr_schedule": "constant", "ent_coef": 0.0,
+    "clip_range": 0.2, "max_grad_norm": 0.5, "vf_coef": 0.5, "policy_kwargs": {},
 })
+LR_SCHEDULES = ("constant", "linear")
 
 _BIG_RELU = {"log_std_init": -2, "ortho_init": False, "activation_fn": "relu",
              "net_arch": {"pi": [256, 256], "vf": [256, 256]}}

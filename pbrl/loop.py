@@ -283,6 +283,10 @@ class PreferenceRun:
                                  "answers (--when-full pause)", self.run_dir)
             t0, steps_before = time.perf_counter(), self.ppo.num_timesteps
             chunk = min(cfg.round_steps, cfg.total_timesteps - self.ppo.num_timesteps)
+            if cfg.ppo.settings.get("lr_schedule") == "linear":  # SB3's own schedule restarts with each learn()
+                self.ppo.learning_rate = run_parts.learning_rate_at(cfg.ppo.settings, self.ppo.num_timesteps,
+                                                                    cfg.total_timesteps)
+                self.ppo._setup_lr_schedule()  # SB3's constant schedule of that rate, for this round
             self.ppo.learn(chunk, callback=run_report.Progress(bar), reset_num_timesteps=False)
             state.ppo_time_s += time.perf_counter() - t0
             state.round += 1

@@ -116,6 +116,15 @@ def build_ppo(cfg: TrainConfig, venv: VecNormalize, device: str, hooks: RolloutH
     return ppo
 
 
+def learning_rate_at(settings: dict[str, Any], num_timesteps: int, total_timesteps: int) -> float:
+    """PPO's learning rate after ``num_timesteps`` of a ``total_timesteps`` run: the preset's, or with ``lr_schedule``
+    "linear" that falling to 0 at the last step (run directories from before the setting have none: constant)."""
+    lr = float(settings["learning_rate"])
+    if settings.get("lr_schedule", "constant") == "linear":
+        lr *= max(0.0, 1.0 - num_timesteps / total_timesteps)
+    return lr
+
+
 def _new_ppo(cfg: TrainConfig, venv: VecNormalize, device: str, hooks: RolloutHooks) -> RelabelingPPO:
     p: dict[str, Any] = cfg.ppo.settings
     try:

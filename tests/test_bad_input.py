@@ -106,6 +106,8 @@ CASES: list[tuple[str, Callable[[Case], list[str]], str]] = [
     ("zero PPO steps", _train("--ppo", "n_steps=0"), "PPO n_steps must be a positive integer"),
     ("PPO learning rate as text", _train("--ppo", "learning_rate=fast"), "PPO learning_rate must be a positive"),
     ("PPO gamma above 1", _train("--ppo", "gamma=2"), "PPO gamma must be in (0, 1]"),
+    ("unknown learning-rate schedule", _train("--ppo", "lr_schedule=cosine"),
+     "PPO lr_schedule must be one of constant, linear, got 'cosine'"),
     ("PPO policy kwargs not an object", _train("--ppo", "policy_kwargs=[64]"), "PPO policy_kwargs must be"),
     ("unknown device", _train("--device", "tpu"), "--device must be auto, cpu, cuda or cuda:N"),
     ("unknown labeler", _train("--labeler", "nobody"), "--labeler must be one of"),

@@ -174,6 +174,21 @@ def test_true_reward_run_asks_no_labels(tiny_config):
     assert not run_dir.reward_model.exists()
 
 
+@pytest.mark.parametrize("schedule,last_share", [("constant", 1.0), ("linear", 0.25)])
+def test_a_linear_learning_rate_falls_round_by_round_to_zero_at_the_last_step(tiny_config, schedule, last_share):
+    from pbrl.run_parts import learning_rate_at
+
+    cfg = tiny_config(reward="true", ppo={**tiny_config().ppo.settings, "lr_schedule": schedule})
+    assert cfg.total_timesteps == 4 * cfg.round_steps
+    run = PreferenceRun.create(cfg)
+    run.run(progress=False)
+    lr = run.ppo.policy.optimizer.param_groups[0]["lr"]  # what the last round trained with
+    run.close()
+    assert lr == pytest.approx(3e-4 * last_share)
+    assert learning_rate_at(cfg.ppo.settings, cfg.total_timesteps, cfg.total_timesteps) == 3e-4 * (schedule != "linear")
+    assert learning_rate_at({"learning_rate": 1e-3}, 500, 1000) == 1e-3  # a run directory from before the setting
+
+
 def test_resume_continues_where_the_run_stopped(tiny_config, monkeypatch):
     cfg = tiny_config()
     run = _stopped_in_round(cfg, 2, monkeypatch)
