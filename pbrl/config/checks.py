@@ -49,14 +49,14 @@ def _number(value: Any) -> bool:
 
 
 def check_ppo_settings(ppo: dict[str, Any], n_envs: int, total_timesteps: int) -> None:
+    from pbrl.families import LR_SCHEDULES
+
     for key in ("n_steps", "batch_size", "n_epochs"):
         if not _positive_int(ppo.get(key)):
             raise ConfigError(f"PPO {key} must be a positive integer, got {ppo.get(key)!r}")
     for key in ("learning_rate", "clip_range", "max_grad_norm"):
         if key in ppo and not (_number(ppo[key]) and ppo[key] > 0):
             raise ConfigError(f"PPO {key} must be a positive number, got {ppo[key]!r}")
-    from pbrl.families import LR_SCHEDULES
-
     if ppo.get("lr_schedule", "constant") not in LR_SCHEDULES:
         raise ConfigError(f"PPO lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {ppo['lr_schedule']!r}")
     for key in ("gamma", "gae_lambda"):
