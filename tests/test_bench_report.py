@@ -4,6 +4,7 @@ in one line and exit 2."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -393,3 +394,29 @@ def test_a_panel_with_only_the_baseline_finished_says_so_and_shows_no_budget_axi
     assert texts == {"Hopper-v5": ["no learned-reward cell finished yet"], "Reacher-v5": []}
     assert list(panels["Hopper-v5"].get_xticks()) == []
     assert [t.get_text() for t in panels["Reacher-v5"].get_xticklabels()] == ["700"]
+
+
+@pytest.mark.parametrize("steps,text", [(0, "0"), (500, "500"), (100_000, "100k"), (250_000, "250k"),
+                                        (1_000_000, "1M"), (1_500_000, "1.5M")])
+def test_step_ticks_read_as_short_counts(steps, text):
+    from pbrl.bench.plots import steps_text
+
+    assert steps_text(steps) == text
+
+
+def test_learning_curve_panels_label_their_steps_in_k_and_m(report, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from pbrl.bench.plots import plot_learning_curves
+
+    longer = copy.deepcopy(report)  # evaluations at 204,800 and 409,600 steps: 100 times the fixture's
+    for cell in longer["cells"]:
+        if cell["curve"]:
+            cell["curve"]["num_timesteps"] = [100 * n for n in cell["curve"]["num_timesteps"]]
+    drawn: list[Figure] = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: drawn.append(fig))
+    plot_learning_curves(longer, tmp_path / "x.png")
+    drawn[0].canvas.draw()
+    labels = [t.get_text() for ax in drawn[0].axes if ax.get_title() for t in ax.get_xticklabels() if t.get_text()]
+    assert labels and all(label[-1] in "kM" for label in labels), labels
+    assert all(ax.xaxis.get_offset_text().get_text() == "" for ax in drawn[0].axes)  # no "1e6" beside the axis

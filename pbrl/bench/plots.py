@@ -110,11 +110,22 @@ def plot_label_efficiency(report: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def steps_text(steps: float, _pos: object = None) -> str:
+    """A step count as a short tick label: 0, 500, 250k, 1M, 1.5M (matplotlib's own labels for 100k-500k run into
+    each other)."""
+    for size, unit in ((1e6, "M"), (1e3, "k")):
+        if abs(steps) >= size:
+            return f"{steps / size:.4g}{unit}"
+    return f"{steps:.4g}"
+
+
 def plot_learning_curves(report: dict[str, Any], path: Path) -> None:
     """One panel per env: eval_true_return_mean against PPO steps from evals.jsonl, the median over a cell's
     finished seeds (the band: their 25-75 % range) per budget, and true reward dashed in black."""
     envs = _envs(report)
     fig, axes = _figure(max(len(envs), 1))
+    from matplotlib.ticker import FuncFormatter
+
     for ax, env in zip(axes, envs, strict=False):
         cells = [c for c in report["cells"] if c["env_id"] == env and c["curve"]]
         for j, c in enumerate(c for c in cells if c["reward"] != "true"):
@@ -133,6 +144,7 @@ def plot_learning_curves(report: dict[str, Any], path: Path) -> None:
             ax.legend(fontsize=7, loc="best")
         ax.set_title(env)
         ax.set_xlabel("PPO steps")
+        ax.xaxis.set_major_formatter(FuncFormatter(steps_text))
         ax.set_ylabel("eval true return (median over seeds)")
         ax.grid(alpha=0.3)
     fig.suptitle(f"Learning curves: {report['name'] or Path(report['bench_dir']).name} "
