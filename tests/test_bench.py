@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from pbrl.bench.cli import build_parser, main
-from pbrl.bench.directory import Trial, merge_bench_json, trial_command, trial_status
+from pbrl.bench.directory import Trial, merge_bench_json, trial_command, trial_status, trial_time
 from pbrl.bench.errors import BenchDirError, SpecError
 from pbrl.bench.grid import expand
-from pbrl.bench.progress import Progress
+from pbrl.bench.progress import Progress, TrialTime
 from pbrl.bench.spec import read_spec, spec_from_flags
 from pbrl.run_dir import RunDir
 
@@ -268,6 +268,53 @@ def test_progress_lines_count_the_trials_and_give_an_eta_from_those_finished(tmp
                      "bench: done a in 10m00s, eval_true_return_mean 12.3", "bench: start c (new)",
                      "bench: FAILED c after 30s: ValueError: bad; exit code 1",
                      "bench: 2/6 done, 1 running, 1 failed, ETA 15m00s"]
+
+
+def test_a_resumed_sweep_has_an_eta_at_once_from_the_trials_done_before_by_kind(tmp_path):
+    now = [0.0]
+    log = tmp_path / "c.log"
+    log.write_text("ValueError: bad\n")
+    times = {"A__true__s0": TrialTime("A true", wall_s=600.0, share_left=0.0),
+             "A__true__s1": TrialTime("A true", share_left=0.5),  # resumed half way
+             "B__learned__s0": TrialTime("B learned", wall_s=100.0, share_left=0.0),  # done, not chosen
+             "B__learned__s1": TrialTime("B learned"),
+             "C__true__s0": TrialTime("C true")}  # no C done yet: the mean of all done trials
+    statuses = {"A__true__s0": "done", "A__true__s1": "resume", "B__learned__s1": "new", "C__true__s0": "new"}
+    progress = Progress(n_total=4, n_done=1, concurrency=2, logs={"C__true__s0": log}, statuses=statuses,
+                        clock=lambda: now[0], times=times)
+    # A: 600 x 0.5 = 300, B: 100, C: (600 + 100) / 2 = 350; 750 s of work on 2 at a time
+    assert progress.line() == "1/4 done, 0 running, 0 failed, ETA 6m15s"
+    progress.start("A__true__s1")
+    progress.start("B__learned__s1")
+    now[0] = 100.0  # A: 200 left, B: 0, C: 350, which alone takes longer than the rest shared out
+    assert progress.line() == "1/4 done, 2 running, 0 failed, ETA 5m50s"
+    now[0] = 120.0
+    progress.finish("B__learned__s1", {"wall_time_s": 130.0})  # the run's own count: B learned takes 100 or 130
+    # A: 300 - 120 = 180; C: the mean of 600, 100 and 130 = 276.7
+    assert progress.line() == "2/4 done, 1 running, 0 failed, ETA 4m37s"
+    progress.fail("C__true__s0")
+    assert progress.line() == "2/4 done, 1 running, 1 failed, ETA 3m00s"
+
+
+def test_the_eta_waits_for_a_trial_of_known_length():
+    times = {"A__true__s0": TrialTime("A true"), "A__true__s1": TrialTime("A true", share_left=0.2)}
+    progress = Progress(n_total=2, n_done=0, concurrency=2, logs={},
+                        statuses={"A__true__s0": "new", "A__true__s1": "resume"}, times=times)
+    assert progress.line() == "0/2 done, 0 running, 0 failed, ETA ?"
+
+
+def test_trial_time_reads_a_done_trials_wall_time_and_a_resumed_ones_steps_left(tmp_path):
+    done, resumed, new, broken = (tmp_path / n for n in ("done", "resumed", "new", "broken"))
+    for d in (done, resumed, broken):
+        d.mkdir()
+    (done / "metrics.json").write_text(json.dumps({"wall_time_s": 12.5, "eval_true_return_mean": 1.0}))
+    (resumed / "checkpoint.json").write_text(json.dumps({"generation": 3, "dir": "checkpoints/000003",
+                                                         "num_timesteps": 250}))
+    (broken / "metrics.json").write_text("{not json")
+    assert trial_time(done, 1000) == (12.5, 0.0)
+    assert trial_time(resumed, 1000) == (None, 0.75)
+    assert trial_time(new, 1000) == (None, 1.0)
+    assert trial_time(broken, 1000) == (None, 1.0)  # an estimate is not worth stopping the sweep for
 
 
 # -- run by Ray Tune ---------------------------------------------------------------------------------------------

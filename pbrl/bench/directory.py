@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shlex
 import sys
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from pbrl.bench.errors import BenchDirError
 from pbrl.run_dir import RunDir
 
 __all__ = ["PBRL", "Trial", "last_line", "merge_bench_json", "trial_command", "trial_log", "trial_run_dir",
-           "trial_status"]
+           "trial_status", "trial_time"]
 
 #: the ``pbrl`` command of the Python running the trial, so a venv works without being activated
 PBRL = [sys.executable, "-m", "pbrl"]
@@ -68,6 +69,31 @@ def trial_status(run_dir: Path) -> str:
         return "done"
     run = RunDir(run_dir)
     return "resume" if run.holds_checkpoint() or run.never_checkpointed() else "new"
+
+
+def trial_time(run_dir: Path, total_timesteps: int) -> tuple[float | None, float]:
+    """For the ETA: a done trial's wall time (metrics.json's ``wall_time_s``; None for one not done) and the share of
+    its steps still to run (1.0 for a new trial, less for one resumed from a checkpoint). A file that cannot be read
+    counts as absent: an estimate is not worth stopping a sweep for."""
+    run = RunDir(run_dir)
+    for path in (run.metrics, run.manifest):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        if path == run.metrics:
+            wall = data.get("wall_time_s")
+            return (float(wall) if _number(wall) else None), 0.0
+        steps = data.get("num_timesteps")
+        if _number(steps) and total_timesteps > 0:
+            return None, min(1.0, max(0.0, 1.0 - steps / total_timesteps))
+    return None, 1.0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def trial_command(run_dir: Path, train_args: Sequence[str]) -> list[str]:
