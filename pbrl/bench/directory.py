@@ -25,7 +25,7 @@ from pbrl.bench.errors import BenchDirError
 from pbrl.run_dir import RunDir
 
 __all__ = ["PBRL", "Trial", "last_line", "merge_bench_json", "trial_command", "trial_log", "trial_run_dir",
-           "trial_status", "trial_time"]
+           "trial_status", "trial_time", "finite_number"]
 
 #: the ``pbrl`` command of the Python running the trial, so a venv works without being activated
 PBRL = [sys.executable, "-m", "pbrl"]
@@ -76,23 +76,28 @@ def trial_time(run_dir: Path, total_timesteps: int) -> tuple[float | None, float
     its steps still to run (1.0 for a new trial, less for one resumed from a checkpoint). A file that cannot be read
     counts as absent: an estimate is not worth stopping a sweep for."""
     run = RunDir(run_dir)
-    for path in (run.metrics, run.manifest):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(data, dict):
-            continue
-        if path == run.metrics:
-            wall = data.get("wall_time_s")
-            return (float(wall) if _number(wall) else None), 0.0
-        steps = data.get("num_timesteps")
-        if _number(steps) and total_timesteps > 0:
-            return None, min(1.0, max(0.0, 1.0 - steps / total_timesteps))
+    metrics = _json_object(run.metrics)
+    if metrics is not None:
+        wall = metrics.get("wall_time_s")
+        return (float(wall) if finite_number(wall) else None), 0.0
+    manifest = _json_object(run.manifest)
+    steps = None if manifest is None else manifest.get("num_timesteps")
+    if finite_number(steps) and total_timesteps > 0:
+        return None, min(1.0, max(0.0, 1.0 - steps / total_timesteps))
     return None, 1.0
 
 
-def _number(value: Any) -> bool:
+def _json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None where there is none to read."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def finite_number(value: Any) -> bool:
+    """A JSON number that is a real, finite value (not a bool, NaN or infinity)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pbrl.bench.directory import last_line
+from pbrl.bench.directory import finite_number, last_line
 
 __all__ = ["Progress", "TrialTime", "duration"]
 
@@ -77,7 +77,7 @@ class Progress:
         self.unfinished.discard(name)
         if name in self.times:  # a resumed trial's whole time is the run's own count, from its first start
             total = metrics.get("wall_time_s")
-            whole = max(wall, float(total)) if isinstance(total, int | float) and not isinstance(total, bool) else wall
+            whole = max(wall, float(total)) if finite_number(total) else wall
             self.walls_by_kind.setdefault(self.times[name].kind, []).append(whole)
         ret = metrics.get("eval_true_return_mean")
         shown = f", eval_true_return_mean {ret:.1f}" if isinstance(ret, int | float) else ""

@@ -12,12 +12,12 @@ sweep whose returns are positive, or whose R is cached, needs neither.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pbrl.bench.directory import finite_number
 from pbrl.run_dir import write_json_atomic
 from pbrl.seeds import FINAL_EVAL_SEED
 
@@ -77,8 +77,7 @@ def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
     if not isinstance(data, dict):
         return {}
     return {env_id: entry for env_id, entry in data.items()
-            if isinstance(entry, dict) and set(ENTRY_KEYS) <= set(entry) and isinstance(entry["mean"], (int, float))
-            and not isinstance(entry["mean"], bool) and math.isfinite(entry["mean"])}
+            if isinstance(entry, dict) and set(ENTRY_KEYS) <= set(entry) and finite_number(entry["mean"])}
 
 
 def random_policy_returns(bench_dir: Path, run_dirs: dict[str, Path]) -> dict[str, dict[str, Any]]:

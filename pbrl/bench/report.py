@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pbrl.bench.directory import trial_run_dir
+from pbrl.bench.directory import finite_number, trial_run_dir
 from pbrl.bench.errors import BenchReportError
 from pbrl.bench.paper import PAPER_ATARI, PAPER_MUJOCO, PAPER_SOURCE, paper_verdict
 from pbrl.bench.random_policy import random_policy_returns
@@ -102,7 +102,7 @@ def _read_trial(bench_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(metrics, dict):
             raise ValueError("not a JSON object")
         final = metrics.get("eval_true_return_mean")
-        if not isinstance(final, (int, float)) or isinstance(final, bool) or not math.isfinite(final):
+        if not finite_number(final):
             raise ValueError(f"eval_true_return_mean is {final!r}, not a number")
         if metrics.get("env_id") not in (None, entry["env_id"]):
             raise ValueError(f"it is a run of {metrics['env_id']}, bench.json says {entry['env_id']}")
