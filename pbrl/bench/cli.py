@@ -15,8 +15,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pbrl.bench import directory
-from pbrl.bench.directory import PBRL, Trial, merge_bench_json, trial_command, trial_log, trial_run_dir, trial_status
+from pbrl.bench.directory import (
+    PBRL,
+    Trial,
+    merge_bench_json,
+    trial_command,
+    trial_log,
+    trial_run_dir,
+    trial_status,
+    trial_time,
+)
 from pbrl.bench.errors import BenchError, RayMissing
 from pbrl.bench.grid import expand
 from pbrl.bench.progress import Progress, TrialTime
@@ -124,7 +132,7 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str]) -> int:
     concurrency = (args.max_concurrent or os.cpu_count() or 1) if local else (args.max_concurrent or 1)
     logs = {t.name: (root / trial_log(t.name)).resolve() for t in chosen}
     # every trial of the grid, chosen or not, tells how long its kind takes
-    times = {t.name: TrialTime(f"{t.env_id} {t.reward}", *directory.trial_time(root / t.run_dir, t.total_timesteps))
+    times = {t.name: TrialTime(f"{t.env_id} {t.reward}", *trial_time(root / t.run_dir, t.total_timesteps))
              for t in trials}
     progress = Progress(len(chosen), counts["done"], concurrency, logs, statuses, times=times)
     if to_run:
